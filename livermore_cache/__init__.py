@@ -1,0 +1,44 @@
+"""livermore_cache: exchange candles cached in Redis, written atomically by one Lua script per series."""
+
+from __future__ import annotations
+
+from .aio import AsyncCandleCache
+from .cache import CandleCache
+from .errors import ValidationError
+from .keys import (
+    alert_channel,
+    candle_channel,
+    candle_close_channel,
+    candle_close_pattern,
+    candle_key,
+    indicator_channel,
+    indicator_key,
+    orderbook_channel,
+    orderbook_key,
+    ticker_channel,
+    ticker_key,
+)
+from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
+
+__all__ = [
+    "MAX_SEQUENCE_NUM",
+    "AsyncCandleCache",
+    "Candle",
+    "CandleCache",
+    "Timeframe",
+    "UnifiedCandle",
+    "ValidationError",
+    "alert_channel",
+    "candle_channel",
+    "candle_close_channel",
+    "candle_close_pattern",
+    "candle_key",
+    "indicator_channel",
+    "indicator_key",
+    "orderbook_channel",
+    "orderbook_key",
+    "ticker_channel",
+    "ticker_key",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,148 @@
+"""``AsyncCandleCache``: the asyncio facade over ``redis.asyncio.Redis``.
+
+The same methods as ``CandleCache``, as coroutines; every argument, validation
+and reply decoding comes from ``core``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar, overload
+
+import redis.asyncio
+from redis.exceptions import NoScriptError
+
+from . import core
+from .cache import MAX_NOSCRIPT_RETRIES, _is_async_client
+from .keys import candle_channel, candle_close_channel
+from .models import Candle
+from .scripts import Scripts
+
+__all__ = ["AsyncCandleCache"]
+
+CandleT = TypeVar("CandleT", bound=Candle)
+
+
+class AsyncCandleCache:
+    """Candle series in Redis sorted sets, written atomically by one Lua script per key (asyncio).
+
+    ``ttl_seconds`` is set on a series after every write (None: never expire);
+    ``max_candles`` is how many of the newest timestamps a series keeps.
+    """
+
+    def __init__(
+        self, client: redis.asyncio.Redis, *, ttl_seconds: int | None = 86400, max_candles: int = 1000
+    ) -> None:
+        if not _is_async_client(client):
+            raise TypeError(f"AsyncCandleCache needs a redis.asyncio.Redis client, got {type(client).__name__}")
+        core.validate_settings(ttl_seconds, max_candles)
+        self.client = client
+        self.ttl_seconds = ttl_seconds
+        self.max_candles = max_candles
+        self._scripts = Scripts(client)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles})"
+
+    # writes
+
+    async def add_candle(self, user_id: int, exchange_id: int, candle: Candle) -> None:
+        """Store the candle, replacing whatever its series holds at its timestamp (the Node service's ``addCandle``)."""
+        await self.add_candles(user_id, exchange_id, [candle])
+
+    async def add_candles(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> None:
+        """Store every candle unconditionally, atomically per series, in one round trip."""
+        await self._write(self._plan(user_id, exchange_id, candles, versioned=False))
+
+    async def add_candle_if_newer(self, user_id: int, exchange_id: int, candle: Candle) -> bool:
+        """Store the candle unless its series holds a newer or equal sequence at that timestamp."""
+        return (await self.add_candles_if_newer(user_id, exchange_id, [candle]))[0]
+
+    async def add_candles_if_newer(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> list[bool]:
+        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored."""
+        return await self._write(self._plan(user_id, exchange_id, candles, versioned=True))
+
+    def _plan(self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool) -> core.WritePlan:
+        return core.plan_write(
+            user_id,
+            exchange_id,
+            candles,
+            versioned=versioned,
+            ttl_seconds=self.ttl_seconds,
+            max_candles=self.max_candles,
+        )
+
+    async def _write(self, plan: core.WritePlan) -> list[bool]:
+        script = self._scripts.versioned_write
+        if len(plan.calls) == 1:
+            call = plan.calls[0]
+            return plan.results([await script(keys=[call.key], args=call.args)])
+        collector = core.ReplyCollector(plan)
+        for _ in range(MAX_NOSCRIPT_RETRIES):
+            if not collector.pending:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for call in collector.pending_calls():
+                pipe.evalsha(script.sha, 1, call.key, *call.args)
+            if collector.accept(await pipe.execute(raise_on_error=False), NoScriptError):
+                script.sha = await self.client.script_load(script.script)
+        return collector.results()
+
+    # reads
+
+    @overload
+    async def get_recent_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...) -> list[Candle]: ...
+    @overload
+    async def get_recent_candles(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
+    ) -> list[CandleT]: ...
+    async def get_recent_candles(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 100, *, model: type[Candle] = Candle
+    ) -> list[Any]:
+        """The newest ``count`` candles of the series, ascending by timestamp."""
+        return await self._run(core.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))  # type: ignore[no-any-return]
+
+    @overload
+    async def get_candles_in_range(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int) -> list[Candle]: ...
+    @overload
+    async def get_candles_in_range(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
+    ) -> list[CandleT]: ...
+    async def get_candles_in_range(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[Candle] = Candle
+    ) -> list[Any]:
+        """Candles with ``start <= timestamp <= end`` (ms), ascending."""
+        return await self._run(core.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model))  # type: ignore[no-any-return]
+
+    @overload
+    async def get_latest_candle(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Candle | None: ...
+    @overload
+    async def get_latest_candle(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
+    ) -> CandleT | None: ...
+    async def get_latest_candle(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[Candle] = Candle
+    ) -> Any:
+        """The newest candle of the series, or None."""
+        return await self._run(core.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
+
+    async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
+        """How many members the series holds."""
+        return await self._run(core.candle_count_query(user_id, exchange_id, symbol, timeframe))  # type: ignore[no-any-return]
+
+    async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
+        """Delete the series."""
+        await self._run(core.clear_candles_query(user_id, exchange_id, symbol, timeframe))
+
+    # pub/sub
+
+    async def publish_update(self, user_id: int, exchange_id: int, candle: Candle) -> int:
+        """PUBLISH the candle on its ``candle_channel``; returns the number of receivers."""
+        return await self._run(core.publish_query(candle_channel, user_id, exchange_id, candle))  # type: ignore[no-any-return]
+
+    async def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
+        """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
+        return await self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))  # type: ignore[no-any-return]
+
+    async def _run(self, query: core.Query) -> Any:
+        return query.decode(await self.client.execute_command(*query.command))

@@ -1,0 +1,262 @@
+"""The sans-I/O core: what both facades send and how they read the replies.
+
+Nothing here touches a socket. Validation, grouping a batch by key, building
+the script's ARGV, encoding members, mapping script replies back to input order
+and decoding stored members are plain functions, so the sync and asyncio
+facades stay thin shells that cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from .errors import ValidationError
+from .keys import candle_close_channel, candle_key, check_ids
+from .models import Candle, UnifiedCandle
+
+__all__ = [
+    "ReplyCollector",
+    "ScriptCall",
+    "WritePlan",
+    "decode_candles",
+    "encode_candle",
+    "plan_write",
+    "validate_settings",
+]
+
+CandleT = TypeVar("CandleT", bound=Candle)
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODERS: Final[dict[type[Candle], msgspec.json.Decoder[Candle]]] = {
+    Candle: msgspec.json.Decoder(Candle),
+    UnifiedCandle: msgspec.json.Decoder(UnifiedCandle),
+}
+_CANDLE_FIELDS: Final = Candle.__struct_fields__
+_NO_SEQUENCE: Final = b""
+
+
+def validate_settings(ttl_seconds: int | None, max_candles: int) -> None:
+    """Check a cache's settings once, when it is made."""
+    if ttl_seconds is not None and (type(ttl_seconds) is not int or ttl_seconds <= 0):
+        raise ValidationError("ttl_seconds", ttl_seconds, "must be an int > 0, or None for no expiry")
+    if type(max_candles) is not int or max_candles <= 0:
+        raise ValidationError("max_candles", max_candles, "must be an int > 0")
+
+
+def checked_candle(candle: object, where: str = "candle") -> Candle:
+    """``candle`` validated again (a Struct can be changed after it was made); errors name ``where``."""
+    if not isinstance(candle, Candle):
+        raise ValidationError(where, candle, "must be a Candle or UnifiedCandle")
+    try:
+        candle.__post_init__()
+    except ValidationError as error:
+        raise error.at(where) from None
+    return candle
+
+
+def as_plain_candle(candle: Candle) -> Candle:
+    """The candle without its versioned fields, as the Node service's ``addCandle`` stores it."""
+    if type(candle) is Candle:
+        return candle
+    return Candle(**{name: getattr(candle, name) for name in _CANDLE_FIELDS})
+
+
+def encode_candle(candle: Candle) -> bytes:
+    """The candle's JSON: the Node service's field names and order, unset optionals left out."""
+    return _ENCODER.encode(candle)
+
+
+@dataclass(slots=True)
+class ScriptCall:
+    """One call of ``versioned_write.lua``: one key, the candles of the batch that belong to it."""
+
+    key: str
+    args: list[bytes | int | str]
+    positions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WritePlan:
+    """A validated batch: one script call per key, in first-seen key order."""
+
+    calls: list[ScriptCall]
+    size: int
+
+    def results(self, replies: Sequence[Sequence[int]]) -> list[bool]:
+        """Per candle, in input order: True if it was written and is still stored."""
+        results = [False] * self.size
+        for call, reply in zip(self.calls, replies, strict=True):
+            if len(reply) != len(call.positions):
+                raise RuntimeError(f"script reply for {call.key} has {len(reply)} items, expected {len(call.positions)}")
+            for position, written in zip(call.positions, reply):
+                results[position] = written == 1
+        return results
+
+
+def plan_write(
+    user_id: int,
+    exchange_id: int,
+    candles: Iterable[Candle],
+    *,
+    versioned: bool,
+    ttl_seconds: int | None,
+    max_candles: int,
+    publish_close: bool = False,
+) -> WritePlan:
+    """Validate the whole batch, then group it into script calls. Raises before any I/O."""
+    header = (b"1" if versioned else b"0", ttl_seconds or 0, max_candles)
+    calls: dict[tuple[str, str], ScriptCall] = {}
+    size = 0
+    for position, candle in enumerate(candles):
+        where = f"candles[{position}]"
+        candle = checked_candle(candle, where)
+        series = (candle.symbol, candle.timeframe)
+        call = calls.get(series)
+        if call is None:
+            try:
+                key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
+                channel = candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe) if publish_close else ""
+            except ValidationError as error:
+                raise error.at(where) if error.field in ("symbol", "timeframe") else error from None
+            call = calls[series] = ScriptCall(key, [*header, channel])
+        if versioned:
+            sequence = getattr(candle, "sequence_num", None)
+            member = _ENCODER.encode(candle)
+        else:
+            sequence = None
+            member = _ENCODER.encode(as_plain_candle(candle))
+        call.args += (candle.timestamp, _NO_SEQUENCE if sequence is None else sequence, member)
+        call.positions.append(position)
+        size += 1
+    if not calls:
+        check_ids(user_id, exchange_id)
+    return WritePlan(list(calls.values()), size)
+
+
+class ReplyCollector:
+    """Gathers the replies of a plan's script calls over one or more round trips.
+
+    A call that met NOSCRIPT (the server lost its script cache: SCRIPT FLUSH,
+    restart, failover) did nothing, so it is simply sent again after the script
+    is loaded; ``pending`` lists the calls still to send.
+    """
+
+    def __init__(self, plan: WritePlan) -> None:
+        self.plan = plan
+        self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
+        self.pending: list[int] = list(range(len(plan.calls)))
+
+    def pending_calls(self) -> list[ScriptCall]:
+        return [self.plan.calls[i] for i in self.pending]
+
+    def accept(self, outcomes: Sequence[object], is_noscript: type[BaseException]) -> bool:
+        """Take the outcomes of the pending calls, in order; True if some must be sent again."""
+        retry = []
+        for index, outcome in zip(self.pending, outcomes, strict=True):
+            if isinstance(outcome, is_noscript):
+                retry.append(index)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                self.replies[index] = outcome  # type: ignore[assignment]
+        self.pending = retry
+        return bool(retry)
+
+    def results(self) -> list[bool]:
+        if self.pending:
+            raise RuntimeError(f"{len(self.pending)} script calls got no reply")
+        return self.plan.results(self.replies)  # type: ignore[arg-type]
+
+
+def decode_candles(members: Iterable[bytes | str], model: type[CandleT], key: str) -> list[CandleT]:
+    """Stored members decoded into ``model``; a member that is not a valid candle raises, naming the key."""
+    decoder = _DECODERS.get(model) or msgspec.json.Decoder(model)
+    out = []
+    for member in members:
+        try:
+            out.append(decoder.decode(member))
+        except msgspec.ValidationError as error:
+            raise ValidationError(f"member of {key}", member, f"is not a valid {model.__name__} ({error})") from None
+        except msgspec.DecodeError as error:
+            raise ValidationError(f"member of {key}", member, f"is not valid JSON ({error})") from None
+    return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One Redis command and how to turn its reply into the facade's result."""
+
+    command: tuple[str | int | bytes, ...]
+    decode: Callable[[Any], Any]
+
+
+def _identity(reply: Any) -> Any:
+    return reply
+
+
+def _as_int(reply: Any) -> int:
+    return int(reply)
+
+
+def _none(reply: Any) -> None:
+    return None
+
+
+def _check_model(model: object) -> type[Candle]:
+    if not (isinstance(model, type) and issubclass(model, Candle)):
+        raise ValidationError("model", model, "must be Candle, UnifiedCandle or a subclass")
+    return model
+
+
+def recent_candles_query(
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int, model: type[Candle]
+) -> Query:
+    """The newest ``count`` candles, ascending by timestamp."""
+    if type(count) is not int or count <= 0:
+        raise ValidationError("count", count, "must be an int > 0")
+    key = candle_key(user_id, exchange_id, symbol, timeframe)
+    model = _check_model(model)
+    return Query(("ZRANGE", key, -count, -1), lambda members: decode_candles(members, model, key))
+
+
+def candles_in_range_query(
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, model: type[Candle]
+) -> Query:
+    """Candles with ``start <= timestamp <= end``, ascending."""
+    for name, value in (("start", start), ("end", end)):
+        if type(value) is not int:
+            raise ValidationError(name, value, "must be an int (milliseconds)")
+    key = candle_key(user_id, exchange_id, symbol, timeframe)
+    model = _check_model(model)
+    return Query(("ZRANGEBYSCORE", key, start, end), lambda members: decode_candles(members, model, key))
+
+
+def latest_candle_query(user_id: int, exchange_id: int, symbol: str, timeframe: str, model: type[Candle]) -> Query:
+    """The newest candle, or None when the series is empty."""
+    key = candle_key(user_id, exchange_id, symbol, timeframe)
+    model = _check_model(model)
+
+    def decode(members: list[bytes]) -> Candle | None:
+        found = decode_candles(members, model, key)
+        return found[-1] if found else None
+
+    return Query(("ZRANGE", key, -1, -1), decode)
+
+
+def candle_count_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query:
+    return Query(("ZCARD", candle_key(user_id, exchange_id, symbol, timeframe)), _as_int)
+
+
+def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query:
+    return Query(("DEL", candle_key(user_id, exchange_id, symbol, timeframe)), _none)
+
+
+def publish_query(channel_of: Callable[[int, int, str, str], str], user_id: int, exchange_id: int, candle: Candle) -> Query:
+    """PUBLISH the candle's JSON on ``channel_of(...)`` of its series; the reply is the receiver count."""
+    candle = checked_candle(candle)
+    channel = channel_of(user_id, exchange_id, candle.symbol, candle.timeframe)
+    return Query(("PUBLISH", channel, encode_candle(candle)), _as_int)

@@ -1,0 +1,202 @@
+"""Key and channel builders: byte-for-byte the Node service's (``@livermore/cache``) formats.
+
+Every part that comes from outside is checked, so that no input can reach into
+another part of the key space: ids are non-negative ints, a timeframe is one of
+``Timeframe``, and a symbol or indicator type is refused (``ValueError``) when it
+is empty or holds ``:``, whitespace, control characters or the glob characters
+``* ? [ ]``. Wildcards appear only in ``candle_close_pattern``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Final
+
+from .errors import ValidationError
+from .models import check_timeframe
+
+__all__ = [
+    "alert_channel",
+    "candle_channel",
+    "candle_close_channel",
+    "candle_close_pattern",
+    "candle_key",
+    "check_ids",
+    "indicator_channel",
+    "indicator_key",
+    "js_string",
+    "orderbook_channel",
+    "orderbook_key",
+    "ticker_channel",
+    "ticker_key",
+]
+
+_UNSAFE: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f]")
+_UNSAFE_PARAM: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f,=]")
+
+
+def _id(field: str, value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValidationError(field, value, "must be a non-negative int")
+    return value
+
+
+def check_ids(user_id: object, exchange_id: object) -> None:
+    """Refuse ids that are not non-negative ints."""
+    _id("user_id", user_id)
+    _id("exchange_id", exchange_id)
+
+
+def _segment(field: str, value: object, unsafe: re.Pattern[str] = _UNSAFE) -> str:
+    if not isinstance(value, str) or not value or unsafe.search(value):
+        raise ValidationError(
+            field, value, "must be a non-empty string without ':', whitespace, control or glob characters"
+        )
+    return value
+
+
+def _timeframe(value: object) -> str:
+    check_timeframe("timeframe", value)
+    return str(value)
+
+
+def _series(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> str:
+    return f"{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:{_segment('symbol', symbol)}:{_timeframe(timeframe)}"
+
+
+def candle_key(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> str:
+    """``candles:{user}:{exchange}:{symbol}:{timeframe}``: the sorted set of one series."""
+    return f"candles:{_series(user_id, exchange_id, symbol, timeframe)}"
+
+
+def ticker_key(user_id: int, exchange_id: int, symbol: str) -> str:
+    """``ticker:{user}:{exchange}:{symbol}``."""
+    return f"ticker:{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:{_segment('symbol', symbol)}"
+
+
+def orderbook_key(user_id: int, exchange_id: int, symbol: str) -> str:
+    """``orderbook:{user}:{exchange}:{symbol}``."""
+    return f"orderbook:{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:{_segment('symbol', symbol)}"
+
+
+def js_string(value: object) -> str:
+    """Render ``value`` as JavaScript's ``String()`` does, so both services build the same key."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _js_number(value)
+    if isinstance(value, str):
+        return value
+    raise ValidationError("params value", value, "must be a str, int, float, bool or None")
+
+
+def _js_number(value: float) -> str:
+    """ECMAScript Number::toString for a double, from Python's shortest round-trip digits."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + _js_number(-value)
+    _, digit_tuple, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digit_tuple))
+    k = len(digits)
+    n = exponent + k  # value == 0.<digits> * 10**n
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return f"{digits[:n]}.{digits[n:]}"
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    e = n - 1
+    mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def indicator_key(
+    user_id: int,
+    exchange_id: int,
+    symbol: str,
+    timeframe: str,
+    type: str,  # noqa: A002 - the Node service's name for it
+    params: Mapping[str, object] | None = None,
+) -> str:
+    """``indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}``, then ``:name=value,...`` when params are given.
+
+    Params are sorted by name and each value rendered as JavaScript's ``String()``
+    renders it (``True`` -> ``true``, ``12.0`` -> ``12``).
+    """
+    key = f"indicator:{_series(user_id, exchange_id, symbol, timeframe)}:{_segment('type', type)}"
+    if params:
+        rendered = []
+        for name in sorted(params):
+            _segment("params name", name, _UNSAFE_PARAM)
+            value = params[name]
+            text = js_string(value)
+            if isinstance(value, str):
+                _segment(f"params[{name!r}]", value, _UNSAFE_PARAM)
+            rendered.append(f"{name}={text}")
+        key += ":" + ",".join(rendered)
+    return key
+
+
+def candle_channel(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> str:
+    """``channel:candle:{user}:{exchange}:{symbol}:{timeframe}``: every update of a series."""
+    return f"channel:candle:{_series(user_id, exchange_id, symbol, timeframe)}"
+
+
+def candle_close_channel(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> str:
+    """``channel:candle:close:{user}:{exchange}:{symbol}:{timeframe}``: closed candles of a series."""
+    return f"channel:candle:close:{_series(user_id, exchange_id, symbol, timeframe)}"
+
+
+def candle_close_pattern(
+    user_id: int | None = None,
+    exchange_id: int | None = None,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+) -> str:
+    """The PSUBSCRIBE pattern for close channels; every part left out (None) becomes ``*``."""
+    parts = (
+        "*" if user_id is None else str(_id("user_id", user_id)),
+        "*" if exchange_id is None else str(_id("exchange_id", exchange_id)),
+        "*" if symbol is None else _segment("symbol", symbol),
+        "*" if timeframe is None else _timeframe(timeframe),
+    )
+    return "channel:candle:close:" + ":".join(parts)
+
+
+def ticker_channel(user_id: int, exchange_id: int, symbol: str) -> str:
+    """``channel:ticker:{user}:{exchange}:{symbol}``."""
+    return f"channel:ticker:{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:{_segment('symbol', symbol)}"
+
+
+def orderbook_channel(user_id: int, exchange_id: int, symbol: str) -> str:
+    """``channel:orderbook:{user}:{exchange}:{symbol}``."""
+    return f"channel:orderbook:{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:{_segment('symbol', symbol)}"
+
+
+def indicator_channel(
+    user_id: int,
+    exchange_id: int,
+    symbol: str,
+    timeframe: str,
+    type: str,  # noqa: A002 - the Node service's name for it
+) -> str:
+    """``channel:indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}``."""
+    return f"channel:indicator:{_series(user_id, exchange_id, symbol, timeframe)}:{_segment('type', type)}"
+
+
+def alert_channel(user_id: int) -> str:
+    """``channel:alerts:{user}``."""
+    return f"channel:alerts:{_id('user_id', user_id)}"

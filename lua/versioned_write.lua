@@ -1,0 +1,152 @@
+-- versioned_write.lua: write candles into one series, atomically, in input order.
+--
+-- KEYS[1]  the series' sorted set (score = open time in ms, member = candle JSON)
+-- ARGV[1]  mode: "1" = write a candle only if it is newer than what the key holds
+--          at its timestamp; "0" = unconditional (replace whatever is there)
+-- ARGV[2]  TTL in seconds for EXPIRE; "0" = leave the TTL alone
+-- ARGV[3]  max candles: keep only the newest N timestamps
+-- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
+-- ARGV[5...] one triple per candle: timestamp, sequence ("" = none), member
+--
+-- Reply: an array with one integer per candle, in input order: 1 if this call
+-- wrote the candle and it is still in the key when the call ends; 0 if it was
+-- skipped, replaced by a later candle of this call, or trimmed away.
+--
+-- Rules per candle against what the key holds at its timestamp ("existing"):
+-- nothing -> write; sequence s -> write only a sequence > s; no sequence ->
+-- write. Several members at one timestamp (left by a non-atomic writer) count
+-- as their highest sequence and are all replaced. Members are found by score,
+-- never by bytes: the same candle may be encoded differently by each client.
+-- If nothing is written, nothing changes (no EXPIRE, no trim).
+
+local key = KEYS[1]
+local versioned = ARGV[1] == "1"
+local ttl = tonumber(ARGV[2])
+local max_candles = tonumber(ARGV[3])
+local channel = ARGV[4]
+local FIRST = 5
+local count = (#ARGV - FIRST + 1) / 3
+local CHUNK = 1000 -- stays well below Lua's limit on unpack()
+
+local function sequence_of(member)
+  local digits = string.match(member, '"sequenceNum"%s*:%s*(%d+)')
+  if digits then
+    return tonumber(digits)
+  end
+  return nil
+end
+
+local function call_chunked(command, items)
+  for i = 1, #items, CHUNK do
+    redis.call(command, key, unpack(items, i, math.min(i + CHUNK - 1, #items)))
+  end
+end
+
+-- The members already stored at each timestamp of this call, found by score.
+local stamps = {}     -- candle index -> timestamp (number)
+local stamp_text = {} -- timestamp -> timestamp as sent (string)
+local distinct = {}   -- the distinct timestamps, in first-seen order
+local lowest, highest
+for i = 1, count do
+  local text = ARGV[FIRST + (i - 1) * 3]
+  local t = tonumber(text)
+  stamps[i] = t
+  if stamp_text[t] == nil then
+    stamp_text[t] = text
+    distinct[#distinct + 1] = t
+    if lowest == nil or t < lowest then lowest = t end
+    if highest == nil or t > highest then highest = t end
+  end
+end
+
+local existing = {} -- timestamp -> list of members
+if #distinct <= 8 then
+  for _, t in ipairs(distinct) do
+    local found = redis.call("ZRANGEBYSCORE", key, stamp_text[t], stamp_text[t])
+    if #found > 0 then existing[t] = found end
+  end
+else
+  local found = redis.call("ZRANGEBYSCORE", key, stamp_text[lowest], stamp_text[highest], "WITHSCORES")
+  for j = 1, #found, 2 do
+    local t = tonumber(found[j + 1])
+    if stamp_text[t] ~= nil then
+      local list = existing[t]
+      if list == nil then
+        list = {}
+        existing[t] = list
+      end
+      list[#list + 1] = found[j]
+    end
+  end
+end
+
+-- What the key holds at each timestamp as the candles are applied in order:
+-- false = nothing, true = a candle without sequence, a number = its sequence.
+local holds = {}
+for t, members in pairs(existing) do
+  local best = true
+  for _, member in ipairs(members) do
+    local s = sequence_of(member)
+    if s ~= nil and (best == true or s > best) then best = s end
+  end
+  holds[t] = best
+end
+
+local winner = {} -- timestamp -> index of the candle that ends up stored
+for i = 1, count do
+  local t = stamps[i]
+  local seq_text = ARGV[FIRST + (i - 1) * 3 + 1]
+  local seq = nil
+  if seq_text ~= "" then seq = tonumber(seq_text) end
+  local held = holds[t]
+  local write
+  if not versioned or held == nil or held == true then
+    write = true
+  else
+    write = seq ~= nil and seq > held
+  end
+  if write then
+    winner[t] = i
+    if seq == nil then holds[t] = true else holds[t] = seq end
+  end
+end
+
+local reply = {}
+for i = 1, count do reply[i] = 0 end
+if next(winner) == nil then
+  return reply
+end
+
+local removals, additions = {}, {}
+for t, i in pairs(winner) do
+  local members = existing[t]
+  if members ~= nil then
+    for _, member in ipairs(members) do removals[#removals + 1] = member end
+  end
+  additions[#additions + 1] = ARGV[FIRST + (i - 1) * 3]
+  additions[#additions + 1] = ARGV[FIRST + (i - 1) * 3 + 2]
+  reply[i] = 1
+end
+call_chunked("ZREM", removals)
+call_chunked("ZADD", additions)
+
+if ttl > 0 then
+  redis.call("EXPIRE", key, ttl)
+end
+local trimmed = redis.call("ZREMRANGEBYRANK", key, 0, -(max_candles + 1))
+if trimmed > 0 then
+  local oldest = tonumber(redis.call("ZRANGE", key, 0, 0, "WITHSCORES")[2])
+  for t, i in pairs(winner) do
+    if t < oldest then reply[i] = 0 end
+  end
+end
+
+if channel ~= "" then
+  for i = 1, count do
+    if reply[i] == 1 then
+      redis.call("PUBLISH", channel, ARGV[FIRST + (i - 1) * 3 + 2])
+    end
+  end
+end
+
+return reply

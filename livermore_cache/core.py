@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
@@ -25,6 +25,7 @@ __all__ = [
     "decode_candles",
     "encode_candle",
     "plan_write",
+    "script_command",
     "validate_settings",
 ]
 
@@ -90,9 +91,7 @@ class WritePlan:
         """Per candle, in input order: True if it was written and is still stored."""
         results = [False] * self.size
         for call, reply in zip(self.calls, replies, strict=True):
-            if len(reply) != len(call.positions):
-                raise RuntimeError(f"script reply for {call.key} has {len(reply)} items, expected {len(call.positions)}")
-            for position, written in zip(call.positions, reply):
+            for position, written in zip(call.positions, reply, strict=True):
                 results[position] = written == 1
         return results
 
@@ -119,7 +118,9 @@ def plan_write(
         if call is None:
             try:
                 key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
-                channel = candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe) if publish_close else ""
+                channel = (
+                    candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe) if publish_close else ""
+                )
             except ValidationError as error:
                 raise error.at(where) if error.field in ("symbol", "timeframe") else error from None
             call = calls[series] = ScriptCall(key, [*header, channel])
@@ -137,21 +138,33 @@ def plan_write(
     return WritePlan(list(calls.values()), size)
 
 
-class ReplyCollector:
-    """Gathers the replies of a plan's script calls over one or more round trips.
+def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool) -> tuple[Any, ...]:
+    """The EVALSHA (or, after NOSCRIPT, EVAL) command for one script call."""
+    return ("EVALSHA", sha, 1, call.key, *call.args) if by_sha else ("EVAL", source, 1, call.key, *call.args)
 
-    A call that met NOSCRIPT (the server lost its script cache: SCRIPT FLUSH,
-    restart, failover) did nothing, so it is simply sent again after the script
-    is loaded; ``pending`` lists the calls still to send.
+
+class ReplyCollector:
+    """Gathers the replies of a plan's script calls over at most two round trips.
+
+    The first sends every call by EVALSHA. A call that met NOSCRIPT (the server
+    lost its script cache: SCRIPT FLUSH, restart, failover) did nothing, so it is
+    sent once more by EVAL, which carries the script itself and cannot meet
+    NOSCRIPT, however often the cache is flushed meanwhile.
     """
 
     def __init__(self, plan: WritePlan) -> None:
         self.plan = plan
         self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
         self.pending: list[int] = list(range(len(plan.calls)))
+        self.rounds = 0
 
-    def pending_calls(self) -> list[ScriptCall]:
-        return [self.plan.calls[i] for i in self.pending]
+    def commands(self, sha: str, source: str) -> list[tuple[Any, ...]]:
+        """The commands for the calls still pending: EVALSHA the first time, EVAL the second."""
+        if self.rounds >= 2:
+            raise RuntimeError("script calls still pending after EVAL")
+        by_sha = self.rounds == 0
+        self.rounds += 1
+        return [script_command(self.plan.calls[i], sha, source, by_sha=by_sha) for i in self.pending]
 
     def accept(self, outcomes: Sequence[object], is_noscript: type[BaseException]) -> bool:
         """Take the outcomes of the pending calls, in order; True if some must be sent again."""
@@ -162,7 +175,7 @@ class ReplyCollector:
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
-                self.replies[index] = outcome  # type: ignore[assignment]
+                self.replies[index] = cast(Sequence[int], outcome)
         self.pending = retry
         return bool(retry)
 
@@ -255,7 +268,9 @@ def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: 
     return Query(("DEL", candle_key(user_id, exchange_id, symbol, timeframe)), _none)
 
 
-def publish_query(channel_of: Callable[[int, int, str, str], str], user_id: int, exchange_id: int, candle: Candle) -> Query:
+def publish_query(
+    channel_of: Callable[[int, int, str, str], str], user_id: int, exchange_id: int, candle: Candle
+) -> Query:
     """PUBLISH the candle's JSON on ``channel_of(...)`` of its series; the reply is the receiver count."""
     candle = checked_candle(candle)
     channel = channel_of(user_id, exchange_id, candle.symbol, candle.timeframe)

@@ -68,7 +68,8 @@ class Candle(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     close: float
     volume: float
     symbol: str
-    timeframe: Timeframe
+    timeframe: str
+    """One of ``Timeframe`` (a ``Timeframe`` member or its string value)."""
     is_synthetic: bool | None = None
 
     def __post_init__(self) -> None:

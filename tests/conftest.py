@@ -59,7 +59,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(params=["sync", "async"])
-def make_cache(request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop) -> Iterator[Callable[..., Any]]:
+def make_cache(
+    request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop
+) -> Iterator[Callable[..., Any]]:
     """A factory of caches with the facade named by the param; both present a synchronous face."""
     made: list[Callable[[], None]] = []
 

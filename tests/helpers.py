@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import Any, cast
+
+import redis
 
 from livermore_cache import Candle, UnifiedCandle
 
@@ -70,3 +72,13 @@ class AsyncAsSync:
         if inspect.iscoroutinefunction(attr):
             return lambda *args, **kwargs: self._loop.run_until_complete(attr(*args, **kwargs))
         return attr
+
+
+def zmembers(client: redis.Redis, key: str) -> list[bytes]:
+    """The key's members, lowest score first."""
+    return cast(list[bytes], client.zrange(key, 0, -1))
+
+
+def zscored(client: redis.Redis, key: str) -> list[tuple[bytes, float]]:
+    """The key's members with their scores, lowest score first."""
+    return cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))

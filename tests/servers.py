@@ -40,7 +40,7 @@ def wait_until_ready(url: str, timeout: float = 15.0, **client_options: object) 
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with redis.Redis.from_url(url, socket_timeout=1, **client_options) as client:  # type: ignore[arg-type]
+            with redis.Redis.from_url(url, socket_timeout=1, **client_options) as client:
                 if client.ping():
                     return
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
@@ -143,10 +143,14 @@ class FoundServer:
     note: str = ""
 
 
-def _docker_engine_error() -> str | None:
-    """None when a Docker engine answers, else why not."""
+def _docker_unavailable(image: str) -> str | None:
+    """None when a Docker engine answers and holds ``image``, else why not.
+
+    The image is never pulled from here: tests talk to loopback only.
+    """
     try:
         import docker
+        import docker.errors
     except ImportError as error:
         return f"docker SDK not importable: {error}"
     if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
@@ -158,6 +162,9 @@ def _docker_engine_error() -> str | None:
         return f"no Docker engine answers: {error}"
     try:
         client.ping()
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return f"image {image} is not on this machine (docker pull {image}, or set LIVERMORE_TEST_IMAGE)"
     except Exception as error:
         return f"no Docker engine answers: {error}"
     finally:
@@ -214,7 +221,7 @@ def find_server() -> Iterator[FoundServer]:
 
     note = ""
     if forced in ("", "container"):
-        reason = _docker_engine_error()
+        reason = _docker_unavailable(os.environ.get("LIVERMORE_TEST_IMAGE", DEFAULT_IMAGE))
         if reason is None:
             try:
                 found, stop = _start_container()

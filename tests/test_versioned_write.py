@@ -10,7 +10,7 @@ import redis
 
 from livermore_cache import Candle, UnifiedCandle, candle_key
 
-from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, plain, unified
+from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, plain, unified, zmembers, zscored
 
 KEY = candle_key(USER, EXCHANGE, SYMBOL, TIMEFRAME)
 
@@ -18,8 +18,7 @@ KEY = candle_key(USER, EXCHANGE, SYMBOL, TIMEFRAME)
 def stored(r: redis.Redis, key: str = KEY) -> list[tuple[Any, float]]:
     """Everything the key holds, decoded (UnifiedCandle when it has an exchange, else Candle), with scores."""
     return [
-        (msgspec.json.decode(m, type=UnifiedCandle if b'"exchange"' in m else Candle), s)
-        for m, s in r.zrange(key, 0, -1, withscores=True)
+        (msgspec.json.decode(m, type=UnifiedCandle if b'"exchange"' in m else Candle), s) for m, s in zscored(r, key)
     ]
 
 
@@ -43,7 +42,9 @@ ROWS = [
 @pytest.mark.parametrize(("existing", "new", "written"), ROWS)
 def test_rules_table(cache: Any, r: redis.Redis, existing: Any, new: Any, written: bool) -> None:
     if existing is not None:
-        assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, None if existing == "none" else existing, close=100.0))
+        assert cache.add_candle_if_newer(
+            USER, EXCHANGE, unified(T0, None if existing == "none" else existing, close=100.0)
+        )
     new_seq = None if new == "none" else new
     result = cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, new_seq, close=200.0))
     assert result is written
@@ -95,7 +96,10 @@ def test_batch_applies_in_input_order_and_reports_final_state(make_cache: Any, r
 
 
 def test_batch_spanning_many_series_keeps_input_order(cache: Any, r: redis.Redis) -> None:
-    r.zadd(candle_key(USER, EXCHANGE, "ETH-USD", "5m"), {msgspec.json.encode(unified(T0, 10, symbol="ETH-USD", timeframe="5m")): T0})
+    r.zadd(
+        candle_key(USER, EXCHANGE, "ETH-USD", "5m"),
+        {msgspec.json.encode(unified(T0, 10, symbol="ETH-USD", timeframe="5m")): T0},
+    )
     batch = []
     expected = []
     for i in range(60):
@@ -145,7 +149,7 @@ def test_unconditional_add_replaces_and_drops_versioned_fields(cache: Any, r: re
     """add_candle is the Node service's addCandle: replace whatever is there, store the Candle schema."""
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 50, close=1.0))
     cache.add_candle(USER, EXCHANGE, unified(T0, 2, close=2.0))
-    members = r.zrange(KEY, 0, -1)
+    members = zmembers(r, KEY)
     assert len(members) == 1
     decoded = msgspec.json.decode(members[0])
     assert decoded["close"] == 2.0
@@ -156,7 +160,9 @@ def test_unconditional_add_replaces_and_drops_versioned_fields(cache: Any, r: re
 
 def test_unconditional_batch_last_one_wins_and_trims(make_cache: Any, r: redis.Redis) -> None:
     cache = make_cache(max_candles=2, ttl_seconds=300)
-    cache.add_candles(USER, EXCHANGE, [plain(T0, close=1.0), plain(T0, close=2.0), plain(T0 + MINUTE), plain(T0 + 2 * MINUTE)])
+    cache.add_candles(
+        USER, EXCHANGE, [plain(T0, close=1.0), plain(T0, close=2.0), plain(T0 + MINUTE), plain(T0 + 2 * MINUTE)]
+    )
     assert [c.timestamp for c, _ in stored(r)] == [T0 + MINUTE, T0 + 2 * MINUTE]
     assert 0 < r.ttl(KEY) <= 300
     cache.add_candle(USER, EXCHANGE, plain(T0 + 2 * MINUTE, close=9.0))
@@ -165,7 +171,7 @@ def test_unconditional_batch_last_one_wins_and_trims(make_cache: Any, r: redis.R
 
 def test_score_is_the_timestamp(cache: Any, r: redis.Redis) -> None:
     cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 123, 1))
-    assert r.zrange(KEY, 0, -1, withscores=True)[0][1] == float(T0 + 123)
+    assert zscored(r, KEY)[0][1] == float(T0 + 123)
 
 
 def test_largest_sequence_is_compared_exactly(cache: Any, r: redis.Redis) -> None:

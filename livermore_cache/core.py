@@ -37,7 +37,6 @@ _DECODERS: Final[dict[type[Candle], msgspec.json.Decoder[Candle]]] = {
     UnifiedCandle: msgspec.json.Decoder(UnifiedCandle),
 }
 _CANDLE_FIELDS: Final = Candle.__struct_fields__
-_NO_SEQUENCE: Final = b""
 
 
 def validate_settings(ttl_seconds: int | None, max_candles: int) -> None:
@@ -49,13 +48,9 @@ def validate_settings(ttl_seconds: int | None, max_candles: int) -> None:
 
 
 def checked_candle(candle: object, where: str = "candle") -> Candle:
-    """``candle`` validated again (a Struct can be changed after it was made); errors name ``where``."""
+    """``candle`` itself, once it is known to be a Candle (valid by construction); errors name ``where``."""
     if not isinstance(candle, Candle):
         raise ValidationError(where, candle, "must be a Candle or UnifiedCandle")
-    try:
-        candle.__post_init__()
-    except ValidationError as error:
-        raise error.at(where) from None
     return candle
 
 
@@ -73,11 +68,16 @@ def encode_candle(candle: Candle) -> bytes:
 
 @dataclass(slots=True)
 class ScriptCall:
-    """One call of ``versioned_write.lua``: one key, the candles of the batch that belong to it."""
+    """One call of ``versioned_write.lua``: one key and the candles of the batch that belong to it."""
 
     key: str
-    args: list[bytes | int | str]
+    header: tuple[bytes, int, int, str]
+    candles: list[Candle] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+
+    def args(self, encode_lines: Callable[[Iterable[Candle]], bytes]) -> tuple[Any, ...]:
+        """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob."""
+        return (*self.header, encode_lines(self.candles))
 
 
 @dataclass(slots=True)
@@ -106,41 +106,48 @@ def plan_write(
     max_candles: int,
     publish_close: bool = False,
 ) -> WritePlan:
-    """Validate the whole batch, then group it into script calls. Raises before any I/O."""
-    header = (b"1" if versioned else b"0", ttl_seconds or 0, max_candles)
+    """Check the whole batch, then group it by key into script calls. Raises before any I/O.
+
+    A ``Candle`` is valid by construction: it is checked when it is made, decoded
+    or changed, so only the type and the key parts are left to check here.
+    """
+    check_ids(user_id, exchange_id)
+    header = (b"1" if versioned else b"0", ttl_seconds or 0, max_candles, "")
     calls: dict[tuple[str, str], ScriptCall] = {}
-    size = 0
+    position = -1
     for position, candle in enumerate(candles):
-        where = f"candles[{position}]"
-        candle = checked_candle(candle, where)
+        if not isinstance(candle, Candle):
+            raise ValidationError(f"candles[{position}]", candle, "must be a Candle or UnifiedCandle")
         series = (candle.symbol, candle.timeframe)
         call = calls.get(series)
         if call is None:
-            try:
-                key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
-                channel = (
-                    candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe) if publish_close else ""
-                )
-            except ValidationError as error:
-                raise error.at(where) if error.field in ("symbol", "timeframe") else error from None
-            call = calls[series] = ScriptCall(key, [*header, channel])
-        if versioned:
-            sequence = getattr(candle, "sequence_num", None)
-            member = _ENCODER.encode(candle)
-        else:
-            sequence = None
-            member = _ENCODER.encode(as_plain_candle(candle))
-        call.args += (candle.timestamp, _NO_SEQUENCE if sequence is None else sequence, member)
+            call = calls[series] = _new_call(user_id, exchange_id, candle, position, header, publish_close)
+        call.candles.append(candle if versioned else as_plain_candle(candle))
         call.positions.append(position)
-        size += 1
-    if not calls:
-        check_ids(user_id, exchange_id)
-    return WritePlan(list(calls.values()), size)
+    return WritePlan(list(calls.values()), position + 1)
+
+
+def _new_call(
+    user_id: int,
+    exchange_id: int,
+    candle: Candle,
+    position: int,
+    header: tuple[bytes, int, int, str],
+    publish_close: bool,
+) -> ScriptCall:
+    try:
+        key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
+        if publish_close:
+            header = (*header[:3], candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe))
+    except ValidationError as error:
+        raise error.at(f"candles[{position}]") from None
+    return ScriptCall(key, header)
 
 
 def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool) -> tuple[Any, ...]:
     """The EVALSHA (or, after NOSCRIPT, EVAL) command for one script call."""
-    return ("EVALSHA", sha, 1, call.key, *call.args) if by_sha else ("EVAL", source, 1, call.key, *call.args)
+    args = call.args(_ENCODER.encode_lines)
+    return ("EVALSHA", sha, 1, call.key, *args) if by_sha else ("EVAL", source, 1, call.key, *args)
 
 
 class ReplyCollector:

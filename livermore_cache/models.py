@@ -9,8 +9,9 @@ construction and on decoding, so an invalid candle never exists.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -44,18 +45,98 @@ def check_timeframe(field: str, value: object) -> None:
         raise ValidationError(field, value, f"must be one of {', '.join(t.value for t in Timeframe)}")
 
 
+_NUMBER_TYPES: Final = (int, float)
+_INF: Final = math.inf
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
 def _check_price(field: str, value: object) -> None:
-    if not _is_number(value) or not (0 < value < math.inf):  # type: ignore[operator]
+    if not _is_number(value) or not (0 < value < _INF):  # type: ignore[operator]
         raise ValidationError(field, value, "must be a finite number > 0")
 
 
 def _check_text(field: str, value: object) -> None:
     if not isinstance(value, str) or not value:
         raise ValidationError(field, value, "must be a non-empty string")
+
+
+def _plain_fields_valid(candle: Candle) -> bool:
+    """The common case in one expression (exact int/float types); anything else takes the slow path."""
+    o, h, lo, c, v = candle.open, candle.high, candle.low, candle.close, candle.volume
+    number = _FAST_NUMBER
+    return (
+        type(candle.timestamp) is int
+        and candle.timestamp > 0
+        and type(o) in number
+        and type(h) in number
+        and type(lo) in number
+        and type(c) in number
+        and type(v) in number
+        and 0 < o < _INF
+        and 0 < h < _INF
+        and 0 < lo < _INF
+        and 0 < c < _INF
+        and 0 <= v < _INF
+        and type(candle.symbol) is str
+        and candle.symbol != ""
+        and type(candle.timeframe) in _FAST_TEXT
+        and candle.timeframe in TIMEFRAME_VALUES
+        and (candle.is_synthetic is None or type(candle.is_synthetic) is bool)
+    )
+
+
+_FAST_NUMBER: Final = frozenset((int, float))
+_FAST_TEXT: Final = frozenset((str, Timeframe))
+
+
+def _check_timestamp(field: str, value: object) -> None:
+    if type(value) is not int or value <= 0:
+        raise ValidationError(field, value, "must be an int (milliseconds) > 0")
+
+
+def _check_volume(field: str, value: object) -> None:
+    if not _is_number(value) or not (0 <= value < _INF):  # type: ignore[operator]
+        raise ValidationError(field, value, "must be a finite number >= 0")
+
+
+def _check_optional_bool(field: str, value: object) -> None:
+    if value is not None and type(value) is not bool:
+        raise ValidationError(field, value, "must be a bool or None")
+
+
+def _check_optional_text(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(field, value, "must be a string or None")
+
+
+def _check_sequence(field: str, value: object) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= MAX_SEQUENCE_NUM):
+        raise ValidationError(field, value, f"must be an int from 0 to {MAX_SEQUENCE_NUM} or None")
+
+
+_FIELD_CHECKS: Final[dict[str, Callable[[str, object], None]]] = {
+    "timestamp": _check_timestamp,
+    "open": _check_price,
+    "high": _check_price,
+    "low": _check_price,
+    "close": _check_price,
+    "volume": _check_volume,
+    "symbol": _check_text,
+    "timeframe": check_timeframe,
+    "is_synthetic": _check_optional_bool,
+    "exchange": _check_text,
+    "exchange_timestamp": _check_optional_text,
+    "sequence_num": _check_sequence,
+}
+
+
+def _check_plain_fields(candle: Candle) -> None:
+    """Every rule of ``Candle``, one by one: raises naming the first field that breaks one."""
+    for name in Candle.__struct_fields__:
+        _FIELD_CHECKS[name](name, getattr(candle, name))
 
 
 class Candle(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
@@ -73,21 +154,15 @@ class Candle(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     is_synthetic: bool | None = None
 
     def __post_init__(self) -> None:
-        ts = self.timestamp
-        if type(ts) is not int or ts <= 0:
-            raise ValidationError("timestamp", ts, "must be an int (milliseconds) > 0")
-        _check_price("open", self.open)
-        _check_price("high", self.high)
-        _check_price("low", self.low)
-        _check_price("close", self.close)
-        volume = self.volume
-        if not _is_number(volume) or not (0 <= volume < math.inf):
-            raise ValidationError("volume", volume, "must be a finite number >= 0")
-        _check_text("symbol", self.symbol)
-        check_timeframe("timeframe", self.timeframe)
-        synthetic = self.is_synthetic
-        if synthetic is not None and type(synthetic) is not bool:
-            raise ValidationError("is_synthetic", synthetic, "must be a bool or None")
+        if not _plain_fields_valid(self):
+            _check_plain_fields(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A change is checked like a new value, so a Candle is valid for as long as it exists."""
+        check = _FIELD_CHECKS.get(name)
+        if check is not None:
+            check(name, value)
+        super().__setattr__(name, value)
 
 
 class UnifiedCandle(Candle, kw_only=True, omit_defaults=True, rename="camel"):
@@ -98,11 +173,14 @@ class UnifiedCandle(Candle, kw_only=True, omit_defaults=True, rename="camel"):
     sequence_num: int | None = None
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_text("exchange", self.exchange)
-        stamp = self.exchange_timestamp
-        if stamp is not None and not isinstance(stamp, str):
-            raise ValidationError("exchange_timestamp", stamp, "must be a string or None")
         seq = self.sequence_num
-        if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQUENCE_NUM):
-            raise ValidationError("sequence_num", seq, f"must be an int from 0 to {MAX_SEQUENCE_NUM} or None")
+        if (
+            _plain_fields_valid(self)
+            and type(self.exchange) is str
+            and self.exchange != ""
+            and (self.exchange_timestamp is None or type(self.exchange_timestamp) is str)
+            and (seq is None or (type(seq) is int and 0 <= seq <= MAX_SEQUENCE_NUM))
+        ):
+            return
+        for name in self.__struct_fields__:
+            _FIELD_CHECKS[name](name, getattr(self, name))

@@ -6,7 +6,10 @@
 -- ARGV[2]  TTL in seconds for EXPIRE; "0" = leave the TTL alone
 -- ARGV[3]  max candles: keep only the newest N timestamps
 -- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
--- ARGV[5...] one triple per candle: timestamp, sequence ("" = none), member
+-- ARGV[5]  the candles, one JSON member per line (newline-delimited JSON: a
+--          member never holds a raw newline). Each member begins with
+--          {"timestamp":<ms>, and holds "sequenceNum":<n> when it has a sequence.
+--          One argument for the whole batch keeps the client's cost per candle low.
 --
 -- Reply: an array with one integer per candle, in input order: 1 if this call
 -- wrote the candle and it is still in the key when the call ends; 0 if it was
@@ -24,8 +27,11 @@ local versioned = ARGV[1] == "1"
 local ttl = tonumber(ARGV[2])
 local max_candles = tonumber(ARGV[3])
 local channel = ARGV[4]
-local FIRST = 5
-local count = (#ARGV - FIRST + 1) / 3
+local candles = {}
+for member in string.gmatch(ARGV[5], "[^\n]+") do
+  candles[#candles + 1] = member
+end
+local count = #candles
 local CHUNK = 1000 -- stays well below Lua's limit on unpack()
 
 local function sequence_of(member)
@@ -34,6 +40,14 @@ local function sequence_of(member)
     return tonumber(digits)
   end
   return nil
+end
+
+local function timestamp_of(member)
+  local digits = string.match(member, '^{"timestamp":(%d+)[,}]')
+  if digits == nil then
+    error("candle member does not begin with {\"timestamp\":<ms>: " .. string.sub(member, 1, 80))
+  end
+  return digits
 end
 
 local function call_chunked(command, items)
@@ -48,7 +62,7 @@ local stamp_text = {} -- timestamp -> timestamp as sent (string)
 local distinct = {}   -- the distinct timestamps, in first-seen order
 local lowest, highest
 for i = 1, count do
-  local text = ARGV[FIRST + (i - 1) * 3]
+  local text = timestamp_of(candles[i])
   local t = tonumber(text)
   stamps[i] = t
   if stamp_text[t] == nil then
@@ -95,9 +109,7 @@ end
 local winner = {} -- timestamp -> index of the candle that ends up stored
 for i = 1, count do
   local t = stamps[i]
-  local seq_text = ARGV[FIRST + (i - 1) * 3 + 1]
-  local seq = nil
-  if seq_text ~= "" then seq = tonumber(seq_text) end
+  local seq = sequence_of(candles[i])
   local held = holds[t]
   local write
   if not versioned or held == nil or held == true then
@@ -123,8 +135,8 @@ for t, i in pairs(winner) do
   if members ~= nil then
     for _, member in ipairs(members) do removals[#removals + 1] = member end
   end
-  additions[#additions + 1] = ARGV[FIRST + (i - 1) * 3]
-  additions[#additions + 1] = ARGV[FIRST + (i - 1) * 3 + 2]
+  additions[#additions + 1] = stamp_text[t]
+  additions[#additions + 1] = candles[i]
   reply[i] = 1
 end
 call_chunked("ZREM", removals)
@@ -144,7 +156,7 @@ end
 if channel ~= "" then
   for i = 1, count do
     if reply[i] == 1 then
-      redis.call("PUBLISH", channel, ARGV[FIRST + (i - 1) * 3 + 2])
+      redis.call("PUBLISH", channel, candles[i])
     end
   end
 end

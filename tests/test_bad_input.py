@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 
@@ -13,33 +14,41 @@ from .helpers import EXCHANGE, MINUTE, T0, USER, unified
 
 
 @pytest.mark.parametrize("method", ["add_candles_if_newer", "add_candles"])
-def test_one_bad_candle_fails_the_whole_batch(cache: Any, r: redis.Redis, method: str) -> None:
+@pytest.mark.parametrize(
+    ("symbol", "match"),
+    [("BTC:USD", r"candles\[7\]\.symbol .*'BTC:USD'"), ("BTC*", r"candles\[7\]\.symbol .*'BTC\*'"), ("a b", "symbol")],
+)
+def test_one_bad_candle_fails_the_whole_batch(cache: Any, r: redis.Redis, method: str, symbol: str, match: str) -> None:
+    """A symbol that is a valid Candle field but cannot be part of a key: the batch is refused, nothing written."""
     batch = [unified(T0 + i * MINUTE, 1, symbol=("BTC-USD", "ETH-USD")[i % 2]) for i in range(10)]
-    batch[7].close = -3.0  # a Struct can be changed after it was made: checked again before any I/O
-    with pytest.raises(ValidationError, match=r"candles\[7\]\.close .*-3\.0"):
+    batch[7] = unified(T0, 1, symbol=symbol)
+    with pytest.raises(ValidationError, match=match):
         getattr(cache, method)(USER, EXCHANGE, batch)
     assert r.dbsize() == 0
 
 
 @pytest.mark.parametrize(
-    ("change", "match"),
+    ("name", "value"),
     [
-        ({"symbol": "BTC:USD"}, r"candles\[2\]\.symbol .*'BTC:USD'"),
-        ({"symbol": "BTC*"}, r"candles\[2\]\.symbol .*'BTC\*'"),
-        ({"timeframe": "7m"}, r"candles\[2\]\.timeframe .*'7m'"),
-        ({"sequence_num": -4}, r"candles\[2\]\.sequence_num .*-4"),
-        ({"timestamp": True}, r"candles\[2\]\.timestamp .*True"),
+        ("close", -3.0),
+        ("timeframe", "7m"),
+        ("sequence_num", -4),
+        ("timestamp", True),
+        ("volume", float("nan")),
+        ("exchange", ""),
     ],
 )
-def test_bad_field_after_construction_names_index_field_and_value(
-    cache: Any, r: redis.Redis, change: dict[str, Any], match: str
-) -> None:
-    batch = [unified(T0 + i * MINUTE, 1) for i in range(4)]
-    for name, value in change.items():
-        setattr(batch[2], name, value)
-    with pytest.raises(ValidationError, match=match):
-        cache.add_candles_if_newer(USER, EXCHANGE, batch)
-    assert r.dbsize() == 0
+def test_a_candle_cannot_be_made_invalid_after_construction(name: str, value: Any) -> None:
+    """A change is checked like a new value, so a Candle in a batch is always valid."""
+    candle = unified(T0, 1)
+    before = msgspec.structs.asdict(candle)
+    with pytest.raises(ValidationError) as raised:
+        setattr(candle, name, value)
+    assert str(raised.value).startswith(name)
+    assert repr(value) in str(raised.value)
+    assert msgspec.structs.asdict(candle) == before
+    candle.close = 5.0
+    assert candle.close == 5.0
 
 
 def test_not_a_candle(cache: Any, r: redis.Redis) -> None:

@@ -22,30 +22,56 @@
 -- never by bytes: the same candle may be encoded differently by each client.
 -- If nothing is written, nothing changes (no EXPIRE, no trim).
 
+local find, sub, match = string.find, string.sub, string.match
 local key = KEYS[1]
 local versioned = ARGV[1] == "1"
 local ttl = tonumber(ARGV[2])
 local max_candles = tonumber(ARGV[3])
 local channel = ARGV[4]
 local candles = {}
-for member in string.gmatch(ARGV[5], "[^\n]+") do
-  candles[#candles + 1] = member
+do
+  local blob, at = ARGV[5], 1
+  while true do
+    local newline = find(blob, "\n", at, true)
+    if newline == nil then
+      if at <= #blob then candles[#candles + 1] = sub(blob, at) end
+      break
+    end
+    if newline > at then candles[#candles + 1] = sub(blob, at, newline - 1) end
+    at = newline + 1
+  end
 end
 local count = #candles
+if count == 0 then
+  return {}
+end
 local CHUNK = 1000 -- stays well below Lua's limit on unpack()
 
+local SEQUENCE_FIELD = '"sequenceNum":'
+
+-- Plain finds (no pattern scans): they are most of this script's cost per candle.
+-- Both this library and the Node service write sequenceNum last, so look in the
+-- tail first. A quote inside a JSON string is escaped, so the field cannot be faked.
 local function sequence_of(member)
-  local digits = string.match(member, '"sequenceNum"%s*:%s*(%d+)')
-  if digits then
-    return tonumber(digits)
+  local from = #member - 40
+  if from < 1 then from = 1 end
+  local at = find(member, SEQUENCE_FIELD, from, true) or find(member, SEQUENCE_FIELD, 1, true)
+  if at == nil then
+    return nil
   end
-  return nil
+  return tonumber(match(member, "^%d+", at + 14))
 end
 
+local TIMESTAMP_PREFIX = '{"timestamp":'
+
 local function timestamp_of(member)
-  local digits = string.match(member, '^{"timestamp":(%d+)[,}]')
-  if digits == nil then
-    error("candle member does not begin with {\"timestamp\":<ms>: " .. string.sub(member, 1, 80))
+  local digits = nil
+  if sub(member, 1, 13) == TIMESTAMP_PREFIX then
+    local ends = find(member, ",", 14, true)
+    if ends ~= nil then digits = sub(member, 14, ends - 1) end
+  end
+  if digits == nil or tonumber(digits) == nil then
+    error("candle member does not begin with {\"timestamp\":<ms>, : " .. sub(member, 1, 80))
   end
   return digits
 end
@@ -73,14 +99,12 @@ for i = 1, count do
   end
 end
 
+-- One range read covers the batch; LIMIT bounds it, and a batch whose span holds
+-- more members than that (a far-apart re-delivery) reads timestamp by timestamp.
 local existing = {} -- timestamp -> list of members
-if #distinct <= 8 then
-  for _, t in ipairs(distinct) do
-    local found = redis.call("ZRANGEBYSCORE", key, stamp_text[t], stamp_text[t])
-    if #found > 0 then existing[t] = found end
-  end
-else
-  local found = redis.call("ZRANGEBYSCORE", key, stamp_text[lowest], stamp_text[highest], "WITHSCORES")
+local limit = 4 * #distinct + 16
+local found = redis.call("ZRANGEBYSCORE", key, stamp_text[lowest], stamp_text[highest], "WITHSCORES", "LIMIT", 0, limit)
+if #found < 2 * limit then
   for j = 1, #found, 2 do
     local t = tonumber(found[j + 1])
     if stamp_text[t] ~= nil then
@@ -91,6 +115,11 @@ else
       end
       list[#list + 1] = found[j]
     end
+  end
+else
+  for _, t in ipairs(distinct) do
+    local members = redis.call("ZRANGEBYSCORE", key, stamp_text[t], stamp_text[t])
+    if #members > 0 then existing[t] = members end
   end
 end
 
@@ -139,7 +168,7 @@ for t, i in pairs(winner) do
   additions[#additions + 1] = candles[i]
   reply[i] = 1
 end
-call_chunked("ZREM", removals)
+if #removals > 0 then call_chunked("ZREM", removals) end
 call_chunked("ZADD", additions)
 
 if ttl > 0 then

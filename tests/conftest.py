@@ -16,9 +16,9 @@ import redis
 import redis.asyncio
 
 from livermore_cache import AsyncCandleCache, CandleCache
+from livermore_cache.servers import FoundServer, find_server
 
 from .helpers import AsyncAsSync
-from .servers import FoundServer, find_server
 
 _USED_SERVER: list[FoundServer] = []
 

@@ -199,3 +199,12 @@ def test_script_cache_lost_between_calls(cache: Any, r: redis.Redis) -> None:
     r.script_flush()
     cache.add_candles(USER, EXCHANGE, batch)
     assert stored(r)[0][0].sequence_num == 2
+
+
+def test_batch_spanning_many_stored_members_reads_timestamp_by_timestamp(cache: Any, r: redis.Redis) -> None:
+    """Two candles far apart with 300 members between them: the bounded range read falls back, same result."""
+    r.zadd(KEY, {msgspec.json.encode(unified(T0 + i * MINUTE, 5)): T0 + i * MINUTE for i in range(300)})
+    batch = [unified(T0, 4), unified(T0 + 299 * MINUTE, 6, close=7.0), unified(T0 + 150 * MINUTE, 5)]
+    assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [False, True, False]
+    assert r.zcard(KEY) == 300
+    assert closes_at(r, T0 + 299 * MINUTE) == [7.0]

@@ -1,4 +1,4 @@
-"""Redis servers for the tests: found or started on loopback, never mocked.
+"""Redis servers for the tests and the benchmark: found or started on loopback, never mocked.
 
 ``find_server`` picks, in order: ``REDIS_URL``; a container through
 testcontainers when a Docker engine answers; ``redis-server``/``valkey-server``

@@ -1,0 +1,190 @@
+"""The contestants: how each one writes its share of the feed.
+
+``seed`` and ``watch`` are references to beat; they live here, never in the library.
+Each writer returns the latency of every call it made and how often it retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import redis
+import redis.asyncio
+from redis.exceptions import WatchError
+
+from livermore_cache.aio import AsyncCandleCache
+from livermore_cache.cache import CandleCache
+from livermore_cache.keys import candle_key
+from livermore_cache.models import UnifiedCandle
+
+from .workload import EXCHANGE_ID, USER_ID
+
+ENCODE = msgspec.json.Encoder().encode
+DECODE = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True)
+class Settings:
+    ttl_seconds: int
+    max_candles: int
+    batch_size: int
+
+
+@dataclass
+class Outcome:
+    latencies_ns: list[int] = field(default_factory=list)
+    retries: int = 0
+
+
+def _key(candle: UnifiedCandle) -> str:
+    return candle_key(USER_ID, EXCHANGE_ID, candle.symbol, candle.timeframe)
+
+
+def _newer(existing: list[bytes], sequence: int | None) -> bool:
+    """The Node service's comparison, in the client."""
+    held = [DECODE(member).get("sequenceNum") for member in existing]
+    sequences = [s for s in held if s is not None]
+    if not sequences:
+        return True
+    return sequence is not None and sequence > max(sequences)
+
+
+def write_seed(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """Today's Node algorithm: read, compare in the client, then four more round trips."""
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+    for candle in candles:
+        started = clock()
+        key, ts = _key(candle), candle.timestamp
+        existing = client.zrangebyscore(key, ts, ts)
+        if _newer(existing, candle.sequence_num):  # type: ignore[arg-type]
+            client.zremrangebyscore(key, ts, ts)
+            client.zadd(key, {ENCODE(candle): ts})
+            client.expire(key, settings.ttl_seconds)
+            client.zremrangebyrank(key, 0, -(settings.max_candles + 1))
+        outcome.latencies_ns.append(clock() - started)
+    return outcome
+
+
+def write_watch(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """The textbook alternative: WATCH, read, MULTI/EXEC, retry on conflict."""
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+    with client.pipeline() as pipe:
+        for candle in candles:
+            started = clock()
+            key, ts = _key(candle), candle.timestamp
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    existing = pipe.zrangebyscore(key, ts, ts)
+                    if not _newer(existing, candle.sequence_num):  # type: ignore[arg-type]
+                        pipe.unwatch()
+                        break
+                    pipe.multi()
+                    pipe.zremrangebyscore(key, ts, ts)
+                    pipe.zadd(key, {ENCODE(candle): ts})
+                    pipe.expire(key, settings.ttl_seconds)
+                    pipe.zremrangebyrank(key, 0, -(settings.max_candles + 1))
+                    pipe.execute()
+                    break
+                except WatchError:
+                    outcome.retries += 1
+                finally:
+                    pipe.reset()
+            outcome.latencies_ns.append(clock() - started)
+    return outcome
+
+
+def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """The library, one ``add_candle_if_newer`` per update."""
+    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+    write = cache.add_candle_if_newer
+    for candle in candles:
+        started = clock()
+        write(USER_ID, EXCHANGE_ID, candle)
+        outcome.latencies_ns.append(clock() - started)
+    return outcome
+
+
+def write_lua_batch(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
+    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+    size = settings.batch_size
+    for start in range(0, len(candles), size):
+        started = clock()
+        cache.add_candles_if_newer(USER_ID, EXCHANGE_ID, candles[start : start + size])
+        outcome.latencies_ns.append(clock() - started)
+    return outcome
+
+
+def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """No version check at all: one multi-member ZADD per key per batch, pipelined across keys."""
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+    size = settings.batch_size
+    keys: dict[str, str] = {}
+    for start in range(0, len(candles), size):
+        started = clock()
+        by_key: dict[str, dict[bytes, int]] = {}
+        for candle in candles[start : start + size]:
+            key = keys.get(candle.symbol)
+            if key is None:
+                key = keys[candle.symbol] = _key(candle)
+            by_key.setdefault(key, {})[ENCODE(candle)] = candle.timestamp
+        pipe = client.pipeline(transaction=False)
+        for key, mapping in by_key.items():
+            pipe.zadd(key, mapping)
+        pipe.execute()
+        outcome.latencies_ns.append(clock() - started)
+    return outcome
+
+
+SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], Outcome]] = {
+    "seed": write_seed,
+    "watch": write_watch,
+    "lua": write_lua,
+    "lua-batch": write_lua_batch,
+    "ceiling": write_ceiling,
+}
+
+
+async def write_async(
+    url: str, shares: list[list[UnifiedCandle]], settings: Settings, batched: bool, start: Callable[[], None]
+) -> Outcome:
+    """The asyncio facade: one task per share, all on one client in one process."""
+    client = redis.asyncio.Redis.from_url(url, max_connections=max(len(shares), 1) * 2)
+    cache = AsyncCandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    outcome = Outcome()
+    clock = time.perf_counter_ns
+
+    async def timed(call: Awaitable[object]) -> None:
+        started = clock()
+        await call
+        outcome.latencies_ns.append(clock() - started)
+
+    async def task(share: list[UnifiedCandle]) -> None:
+        if batched:
+            for i in range(0, len(share), settings.batch_size):
+                await timed(cache.add_candles_if_newer(USER_ID, EXCHANGE_ID, share[i : i + settings.batch_size]))
+        else:
+            for candle in share:
+                await timed(cache.add_candle_if_newer(USER_ID, EXCHANGE_ID, candle))
+
+    await asyncio.gather(*(client.ping() for _ in range(len(shares))))
+    start()
+    await asyncio.gather(*(task(share) for share in shares))
+    await client.aclose()
+    return outcome
+
+
+ASYNC_CONTESTANTS = {"lua-async": False, "lua-batch-async": True}
+CONTESTANTS = (*SYNC_WRITERS, *ASYNC_CONTESTANTS)

@@ -1,0 +1,228 @@
+"""Runs one contestant with W writers against a server, and measures it from both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import statistics
+import time
+from array import array
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from multiprocessing.synchronize import Barrier
+from typing import Any, cast
+
+import msgspec
+import redis
+
+from livermore_cache.cache import CandleCache
+from livermore_cache.keys import candle_key
+from livermore_cache.models import UnifiedCandle
+
+from .contestants import ASYNC_CONTESTANTS, SYNC_WRITERS, Settings, write_async
+from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, deal
+
+NOT_THE_WORKLOAD = {"ping", "config|resetstat", "config", "info", "flushall", "client", "hello", "select", "memory"}
+SCRIPT_COMMANDS = {"evalsha", "eval"}
+
+
+@dataclass
+class Row:
+    contestant: str
+    writers: int
+    writes_per_s: float
+    p50_us: float
+    p99_us: float
+    stale: int
+    duplicates: int
+    retries: int
+    server_us_per_candle: float
+    client_us_per_candle: float
+    server_cpu_us_per_candle: float
+    memory_bytes_per_1000_candles: float
+    candles: int
+    calls: int
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WriterReport:
+    started: float
+    finished: float
+    cpu_s: float
+    latencies_ns: bytes
+    retries: int
+    candles: int
+
+
+def _sync_worker(
+    url: str, contestant: str, share: list[UnifiedCandle], settings: Settings, barrier: Barrier, queue: Any
+) -> None:
+    client = redis.Redis.from_url(url)
+    client.ping()
+    write = SYNC_WRITERS[contestant]
+    barrier.wait(timeout=120)
+    cpu, started = time.process_time(), time.monotonic()
+    outcome = write(client, share, settings)
+    finished, cpu = time.monotonic(), time.process_time() - cpu
+    queue.put(
+        WriterReport(started, finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, len(share))
+    )
+    client.close()
+
+
+def _async_worker(
+    url: str, contestant: str, shares: list[list[UnifiedCandle]], settings: Settings, barrier: Barrier, queue: Any
+) -> None:
+    marks: dict[str, float] = {}
+
+    def start() -> None:
+        barrier.wait(timeout=120)
+        marks["cpu"], marks["started"] = time.process_time(), time.monotonic()
+
+    outcome = asyncio.run(write_async(url, shares, settings, ASYNC_CONTESTANTS[contestant], start))
+    finished, cpu = time.monotonic(), time.process_time() - marks["cpu"]
+    candles = sum(len(s) for s in shares)
+    queue.put(
+        WriterReport(
+            marks["started"], finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, candles
+        )
+    )
+
+
+def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
+
+
+def _server_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def _percentile(sorted_values: list[int], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return sorted_values[index] / 1000.0
+
+
+def check_cache(
+    client: redis.Redis, symbols: list[str], highest: dict[tuple[str, int], int]
+) -> tuple[int, int, float, int]:
+    """Stale timestamps, timestamps with several members, bytes per 1,000 members, members."""
+    decode = msgspec.json.Decoder().decode
+    stale = duplicates = members = 0
+    memory = 0
+    for symbol in symbols:
+        key = candle_key(USER_ID, EXCHANGE_ID, symbol, TIMEFRAME)
+        held: dict[int, list[int | None]] = defaultdict(list)
+        scored = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
+        for member, score in scored:
+            held[int(score)].append(decode(member).get("sequenceNum"))
+            members += 1
+        memory += int(client.memory_usage(key, samples=0) or 0)
+        for (s, stamp), top in highest.items():
+            if s != symbol:
+                continue
+            found = held.get(stamp, [])
+            if len(found) > 1:
+                duplicates += 1
+            if not found or any(seq != top for seq in found):
+                stale += 1
+    return stale, duplicates, (memory / members * 1000 if members else 0.0), members
+
+
+def run(
+    url: str,
+    contestant: str,
+    writers: int,
+    feed: list[UnifiedCandle],
+    highest: dict[tuple[str, int], int],
+    symbols: list[str],
+    settings: Settings,
+) -> Row:
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.config_resetstat()
+    cpu_before = _server_cpu_s(client)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(writers if contestant in SYNC_WRITERS else 1)
+    queue = context.SimpleQueue()
+    if contestant in SYNC_WRITERS:
+        processes = [
+            context.Process(target=_sync_worker, args=(url, contestant, share, settings, barrier, queue))
+            for share in deal(feed, writers)
+        ]
+    else:
+        processes = [
+            context.Process(target=_async_worker, args=(url, contestant, deal(feed, writers), settings, barrier, queue))
+        ]
+    for process in processes:
+        process.start()
+    reports: list[WriterReport] = [queue.get() for _ in processes]
+    for process in processes:
+        process.join(60)
+        if process.exitcode != 0:
+            raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
+    server_cpu = _server_cpu_s(client) - cpu_before
+    stats = _commandstats(client)
+    counted = SCRIPT_COMMANDS if contestant.startswith("lua") else set(stats) - NOT_THE_WORKLOAD
+    server_usec = sum(usec for name, (_, usec) in stats.items() if name in counted)
+
+    stale, duplicates, memory_per_1000, _ = check_cache(client, symbols, highest)
+    client.close()
+
+    latencies: list[int] = []
+    for report in reports:
+        latencies.extend(array("q", report.latencies_ns))
+    latencies.sort()
+    wall = max(r.finished for r in reports) - min(r.started for r in reports)
+    candles = sum(r.candles for r in reports)
+    return Row(
+        contestant=contestant,
+        writers=writers,
+        writes_per_s=candles / wall if wall > 0 else 0.0,
+        p50_us=_percentile(latencies, 0.50),
+        p99_us=_percentile(latencies, 0.99),
+        stale=stale,
+        duplicates=duplicates,
+        retries=sum(r.retries for r in reports),
+        server_us_per_candle=server_usec / candles,
+        client_us_per_candle=sum(r.cpu_s for r in reports) * 1e6 / candles,
+        server_cpu_us_per_candle=server_cpu * 1e6 / candles,
+        memory_bytes_per_1000_candles=memory_per_1000,
+        candles=candles,
+        calls=len(latencies),
+        wall_s=wall,
+    )
+
+
+def round_trips(url: str, samples: int) -> tuple[float, float]:
+    """Median round trip (us) of one plain ZADD and of one add_candle_if_newer, interleaved, one client."""
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    cache = CandleCache(client)
+    zadd_ns: list[int] = []
+    lua_ns: list[int] = []
+    clock = time.perf_counter_ns
+    for i in range(samples + samples // 10):
+        member = b'{"timestamp":%d,"n":%d}' % (T0, i)
+        candle = UnifiedCandle(
+            timestamp=T0 + (i % 500) * 60_000, open=1.0, high=2.0, low=0.5, close=1.5, volume=1.0,
+            symbol="RTT-USD", timeframe=TIMEFRAME, exchange="bench", sequence_num=i,
+        )  # fmt: skip
+        started = clock()
+        client.zadd("bench:rtt", {member: T0})
+        middle = clock()
+        cache.add_candle_if_newer(USER_ID, EXCHANGE_ID, candle)
+        ended = clock()
+        if i >= samples // 10:  # the first tenth warms up connection and script cache
+            zadd_ns.append(middle - started)
+            lua_ns.append(ended - middle)
+    client.flushall()
+    client.close()
+    return statistics.median(zadd_ns) / 1000.0, statistics.median(lua_ns) / 1000.0

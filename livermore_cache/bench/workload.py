@@ -1,0 +1,72 @@
+"""The feed every contestant gets: candle updates out of order, with re-deliveries, from a seed."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from livermore_cache.models import UnifiedCandle
+
+USER_ID = 1
+EXCHANGE_ID = 1
+TIMEFRAME = "1m"
+T0 = 1_704_067_200_000
+MINUTE = 60_000
+
+
+@dataclass(frozen=True)
+class FeedShape:
+    symbols: int
+    timestamps: int
+    updates_per_timestamp: int
+    window: int = 64
+    redelivery: float = 0.1
+
+    def symbol(self, index: int) -> str:
+        return f"SYM{index}-USD"
+
+
+def make_feed(shape: FeedShape, seed: int) -> list[UnifiedCandle]:
+    """Updates in time order, each candle's sequence rising; then shuffled within a window and partly repeated."""
+    rng = random.Random(seed)
+    ordered: list[UnifiedCandle] = []
+    for slot in range(shape.timestamps):
+        for seq in range(1, shape.updates_per_timestamp + 1):
+            for s in range(shape.symbols):
+                price = 100.0 + s + slot * 0.01 + seq * 0.001
+                ordered.append(
+                    UnifiedCandle(
+                        timestamp=T0 + slot * MINUTE,
+                        open=100.0 + s,
+                        high=price + 1.0,
+                        low=100.0 + s - 1.0,
+                        close=price,
+                        volume=float(seq * 10),
+                        symbol=shape.symbol(s),
+                        timeframe=TIMEFRAME,
+                        exchange="bench",
+                        exchange_timestamp=f"2024-01-01T00:{slot % 60:02d}:{seq % 60:02d}.000Z",
+                        sequence_num=seq,
+                    )
+                )
+    keyed = [(i + rng.uniform(0, shape.window), candle) for i, candle in enumerate(ordered)]
+    for i, candle in enumerate(ordered):
+        if rng.random() < shape.redelivery:
+            keyed.append((i + rng.uniform(0, shape.window * 2), candle))
+    keyed.sort(key=lambda pair: pair[0])
+    return [candle for _, candle in keyed]
+
+
+def deal(feed: list[UnifiedCandle], writers: int) -> list[list[UnifiedCandle]]:
+    """Round-robin: updates of one candle land on different writers, so they race."""
+    return [feed[i::writers] for i in range(writers)]
+
+
+def highest_sequences(feed: list[UnifiedCandle]) -> dict[tuple[str, int], int]:
+    highest: dict[tuple[str, int], int] = {}
+    for candle in feed:
+        key = (candle.symbol, candle.timestamp)
+        assert candle.sequence_num is not None
+        if candle.sequence_num > highest.get(key, -1):
+            highest[key] = candle.sequence_num
+    return highest

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .aio import AsyncCandleCache
 from .cache import CandleCache
 from .errors import ValidationError
+from .events import CandleClose, Series
 from .keys import (
     alert_channel,
     candle_channel,
@@ -19,12 +20,17 @@ from .keys import (
     ticker_key,
 )
 from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
+from .subscriptions import AsyncCloseSubscription, CloseSubscription
 
 __all__ = [
     "MAX_SEQUENCE_NUM",
     "AsyncCandleCache",
+    "AsyncCloseSubscription",
     "Candle",
     "CandleCache",
+    "CandleClose",
+    "CloseSubscription",
+    "Series",
     "Timeframe",
     "UnifiedCandle",
     "ValidationError",

@@ -17,6 +17,7 @@ from .cache import _is_async_client
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
+from .subscriptions import AsyncCloseSubscription
 
 __all__ = ["AsyncCandleCache"]
 
@@ -54,15 +55,29 @@ class AsyncCandleCache:
         """Store every candle unconditionally, atomically per series, in one round trip."""
         await self._write(self._plan(user_id, exchange_id, candles, versioned=False))
 
-    async def add_candle_if_newer(self, user_id: int, exchange_id: int, candle: Candle) -> bool:
-        """Store the candle unless its series holds a newer or equal sequence at that timestamp."""
-        return (await self.add_candles_if_newer(user_id, exchange_id, [candle]))[0]
+    async def add_candle_if_newer(
+        self, user_id: int, exchange_id: int, candle: Candle, *, publish_close: bool = False
+    ) -> bool:
+        """Store the candle unless its series holds a newer or equal sequence at that timestamp.
 
-    async def add_candles_if_newer(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> list[bool]:
-        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored."""
-        return await self._write(self._plan(user_id, exchange_id, candles, versioned=True))
+        With ``publish_close``, the same script call PUBLISHes the stored JSON on the
+        series' ``candle_close_channel`` if, and only if, the candle was written.
+        """
+        return (await self.add_candles_if_newer(user_id, exchange_id, [candle], publish_close=publish_close))[0]
 
-    def _plan(self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool) -> core.WritePlan:
+    async def add_candles_if_newer(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, publish_close: bool = False
+    ) -> list[bool]:
+        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored.
+
+        With ``publish_close``, each candle that reports True is PUBLISHed on its series'
+        ``candle_close_channel`` inside the same script call, in the order the writes were applied.
+        """
+        return await self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
+
+    def _plan(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
+    ) -> core.WritePlan:
         return core.plan_write(
             user_id,
             exchange_id,
@@ -70,6 +85,7 @@ class AsyncCandleCache:
             versioned=versioned,
             ttl_seconds=self.ttl_seconds,
             max_candles=self.max_candles,
+            publish_close=publish_close,
         )
 
     async def _write(self, plan: core.WritePlan) -> list[bool]:
@@ -165,6 +181,21 @@ class AsyncCandleCache:
     async def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
         return await self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))  # type: ignore[no-any-return]
+
+    def subscribe_closes(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        *,
+        backfill: bool = True,
+    ) -> AsyncCloseSubscription:
+        """An async iterator of ``CandleClose`` events; a symbol or timeframe left out subscribes by pattern.
+
+        Use ``async with`` (or ``await subscription.start()``) to be subscribed before writing.
+        """
+        return AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
 
     async def _run(self, query: core.Query) -> Any:
         return query.decode(await self.client.execute_command(*query.command))  # type: ignore[no-untyped-call]

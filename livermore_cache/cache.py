@@ -15,6 +15,7 @@ from . import core
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
+from .subscriptions import CloseSubscription
 
 __all__ = ["CandleCache"]
 
@@ -50,15 +51,29 @@ class CandleCache:
         """Store every candle unconditionally, atomically per series, in one round trip."""
         self._write(self._plan(user_id, exchange_id, candles, versioned=False))
 
-    def add_candle_if_newer(self, user_id: int, exchange_id: int, candle: Candle) -> bool:
-        """Store the candle unless its series holds a newer or equal sequence at that timestamp."""
-        return self.add_candles_if_newer(user_id, exchange_id, [candle])[0]
+    def add_candle_if_newer(
+        self, user_id: int, exchange_id: int, candle: Candle, *, publish_close: bool = False
+    ) -> bool:
+        """Store the candle unless its series holds a newer or equal sequence at that timestamp.
 
-    def add_candles_if_newer(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> list[bool]:
-        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored."""
-        return self._write(self._plan(user_id, exchange_id, candles, versioned=True))
+        With ``publish_close``, the same script call PUBLISHes the stored JSON on the
+        series' ``candle_close_channel`` if, and only if, the candle was written.
+        """
+        return self.add_candles_if_newer(user_id, exchange_id, [candle], publish_close=publish_close)[0]
 
-    def _plan(self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool) -> core.WritePlan:
+    def add_candles_if_newer(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, publish_close: bool = False
+    ) -> list[bool]:
+        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored.
+
+        With ``publish_close``, each candle that reports True is PUBLISHed on its series'
+        ``candle_close_channel`` inside the same script call, in the order the writes were applied.
+        """
+        return self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
+
+    def _plan(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
+    ) -> core.WritePlan:
         return core.plan_write(
             user_id,
             exchange_id,
@@ -66,6 +81,7 @@ class CandleCache:
             versioned=versioned,
             ttl_seconds=self.ttl_seconds,
             max_candles=self.max_candles,
+            publish_close=publish_close,
         )
 
     def _write(self, plan: core.WritePlan) -> list[bool]:
@@ -161,6 +177,18 @@ class CandleCache:
     def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
         return self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))  # type: ignore[no-any-return]
+
+    def subscribe_closes(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        *,
+        backfill: bool = True,
+    ) -> CloseSubscription:
+        """An iterator of ``CandleClose`` events; a symbol or timeframe left out subscribes by pattern."""
+        return CloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
 
     def _run(self, query: core.Query) -> Any:
         return query.decode(self.client.execute_command(*query.command))  # type: ignore[no-untyped-call]

@@ -9,6 +9,17 @@ import pytest
 
 from livermore_cache.bench.__main__ import main
 
+CONTESTANTS = [
+    "seed",
+    "watch",
+    "lua",
+    "lua-batch",
+    "ceiling",
+    "lua-publish",
+    "lua-publish-10",
+    "lua-async",
+    "lua-batch-async",
+]
 ROW_FIELDS = {
     "contestant", "writers", "writes_per_s", "p50_us", "p99_us", "stale", "duplicates", "retries",
     "server_us_per_candle", "client_us_per_candle",
@@ -28,15 +39,16 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert result["seed"] == 11
     assert result["zadd_rtt_us"] > 0
     rows = result["rows"]
-    assert {(r["contestant"], r["writers"]) for r in rows} == {
-        (c, w) for c in ("seed", "watch", "lua", "lua-batch", "ceiling", "lua-async", "lua-batch-async") for w in (1, 4)
-    }
+    assert {(r["contestant"], r["writers"]) for r in rows} == {(c, w) for c in CONTESTANTS for w in (1, 4)}
     for row in rows:
         assert row.keys() >= ROW_FIELDS
         assert row["candles"] == result["stream"]["updates"]
         if row["contestant"].startswith("lua"):
             assert row["stale"] == 0, row
             assert row["duplicates"] == 0, row
+        if row["contestant"].startswith("lua-publish"):
+            assert row["subscribers"] == (10 if row["contestant"] == "lua-publish-10" else 1)
+            assert row["events_lost"] == 0, row
         if row["contestant"] == "ceiling":
             assert row["duplicates"] > 0, (
                 "the unversioned ceiling keeps every update: its duplicates prove the check works"

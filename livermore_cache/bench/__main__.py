@@ -127,6 +127,17 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
                         "measured": f"{server_cost:.2f} us/candle (worst W)", "met": server_cost <= TARGETS_US["server_us_per_candle"]})  # fmt: skip
         targets.append({"target": "client CPU in lua-batch <= 2.5 us/candle",
                         "measured": f"{client_cost:.2f} us/candle (worst W)", "met": client_cost <= TARGETS_US["client_us_per_candle"]})  # fmt: skip
+    publishing = by("lua-publish") + by("lua-publish-10")
+    if publishing:
+        lost = sum(r["events_lost"] for r in publishing)
+        base = {r["writers"]: r["server_us_per_candle"] for r in by("lua-batch")}
+        costs = ", ".join(
+            f"{r['contestant']} W={r['writers']}: {r['server_us_per_candle']:.2f} us/candle"
+            + (f" (lua-batch {base[r['writers']]:.2f})" if r["writers"] in base else "")
+            for r in publishing
+        )
+        targets.append({"target": "lua-publish: every write that wins reaches every subscriber (cost of publishing shown)",
+                        "measured": f"{lost} events lost; {costs}", "met": lost == 0})  # fmt: skip
     return targets
 
 

@@ -38,6 +38,7 @@ class Settings:
 class Outcome:
     latencies_ns: list[int] = field(default_factory=list)
     retries: int = 0
+    written: int = 0
 
 
 def _key(candle: UnifiedCandle) -> str:
@@ -113,7 +114,9 @@ def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Setti
     return outcome
 
 
-def write_lua_batch(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_lua_batch(
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, publish_close: bool = False
+) -> Outcome:
     """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
     cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
     outcome = Outcome()
@@ -121,9 +124,17 @@ def write_lua_batch(client: redis.Redis, candles: list[UnifiedCandle], settings:
     size = settings.batch_size
     for start in range(0, len(candles), size):
         started = clock()
-        cache.add_candles_if_newer(USER_ID, EXCHANGE_ID, candles[start : start + size])
+        written = cache.add_candles_if_newer(
+            USER_ID, EXCHANGE_ID, candles[start : start + size], publish_close=publish_close
+        )
         outcome.latencies_ns.append(clock() - started)
+        outcome.written += sum(written)
     return outcome
+
+
+def write_lua_publish(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+    """``lua-batch`` with ``publish_close=True``: every write that wins is announced inside the script."""
+    return write_lua_batch(client, candles, settings, publish_close=True)
 
 
 def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
@@ -154,7 +165,10 @@ SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], O
     "lua": write_lua,
     "lua-batch": write_lua_batch,
     "ceiling": write_ceiling,
+    "lua-publish": write_lua_publish,
+    "lua-publish-10": write_lua_publish,
 }
+SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
 
 async def write_async(

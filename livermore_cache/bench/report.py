@@ -19,6 +19,8 @@ COLUMNS = [
     ("server_cpu_us_per_candle", "srv cpu us/c", "{:.2f}"),
     ("client_us_per_candle", "cli us/c", "{:.2f}"),
     ("memory_bytes_per_1000_candles", "B/1k candles", "{:,.0f}"),
+    ("subscribers", "subs", "{}"),
+    ("events_lost", "lost events", "{}"),
 ]
 
 

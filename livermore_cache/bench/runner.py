@@ -16,10 +16,10 @@ import msgspec
 import redis
 
 from livermore_cache.cache import CandleCache
-from livermore_cache.keys import candle_key
+from livermore_cache.keys import candle_close_pattern, candle_key
 from livermore_cache.models import UnifiedCandle
 
-from .contestants import ASYNC_CONTESTANTS, SYNC_WRITERS, Settings, write_async
+from .contestants import ASYNC_CONTESTANTS, SUBSCRIBERS, SYNC_WRITERS, Settings, write_async
 from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, deal
 
 NOT_THE_WORKLOAD = {"ping", "config|resetstat", "config", "info", "flushall", "client", "hello", "select", "memory"}
@@ -43,6 +43,8 @@ class Row:
     candles: int
     calls: int
     wall_s: float
+    subscribers: int = 0
+    events_lost: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +58,27 @@ class WriterReport:
     latencies_ns: bytes
     retries: int
     candles: int
+    written: int = 0
+
+
+def _subscriber(url: str, pattern: str, ready: Barrier, stop: Any, queue: Any) -> None:
+    """Counts close events until told to stop and nothing more arrives."""
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.psubscribe(pattern)
+    while (message := pubsub.get_message(timeout=1.0)) is None or message["type"] != "psubscribe":
+        pass
+    ready.wait(timeout=60)
+    received = 0
+    quiet_since = time.monotonic()
+    while not stop.is_set() or time.monotonic() - quiet_since < 1.0:
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None and message["type"] == "pmessage":
+            received += 1
+            quiet_since = time.monotonic()
+    pubsub.close()
+    client.close()
+    queue.put(received)
 
 
 def _sync_worker(
@@ -161,9 +184,27 @@ def run(
         processes = [
             context.Process(target=_async_worker, args=(url, contestant, deal(feed, writers), settings, barrier, queue))
         ]
+    listeners = []
+    subscribers = SUBSCRIBERS.get(contestant, 0)
+    if subscribers:
+        ready, stop, counts = context.Barrier(subscribers + 1), context.Event(), context.SimpleQueue()
+        pattern = candle_close_pattern(USER_ID, EXCHANGE_ID)
+        listeners = [
+            context.Process(target=_subscriber, args=(url, pattern, ready, stop, counts)) for _ in range(subscribers)
+        ]
+        for listener in listeners:
+            listener.start()
+        ready.wait(timeout=60)
     for process in processes:
         process.start()
     reports: list[WriterReport] = [queue.get() for _ in processes]
+    events_lost = 0
+    if listeners:
+        stop.set()
+        received = [counts.get() for _ in listeners]
+        for listener in listeners:
+            listener.join(60)
+        events_lost = sum(r.written for r in reports) * subscribers - sum(received)
     for process in processes:
         process.join(60)
         if process.exitcode != 0:
@@ -198,6 +239,8 @@ def run(
         candles=candles,
         calls=len(latencies),
         wall_s=wall,
+        subscribers=subscribers,
+        events_lost=events_lost,
     )
 
 

@@ -92,7 +92,15 @@ def _sync_worker(
     outcome = write(client, share, settings)
     finished, cpu = time.monotonic(), time.process_time() - cpu
     queue.put(
-        WriterReport(started, finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, len(share))
+        WriterReport(
+            started,
+            finished,
+            cpu,
+            array("q", outcome.latencies_ns).tobytes(),
+            outcome.retries,
+            len(share),
+            outcome.written,
+        )
     )
     client.close()
 
@@ -111,7 +119,7 @@ def _async_worker(
     candles = sum(len(s) for s in shares)
     queue.put(
         WriterReport(
-            marks["started"], finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, candles
+            marks["started"], finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, candles, 0
         )
     )
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Any, TypeVar, overload
 
 import redis.asyncio
-from redis.exceptions import NoScriptError
 
 from . import core
 from .cache import _is_async_client
@@ -18,6 +17,7 @@ from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
 from .subscriptions import AsyncCloseSubscription
+from .transport import send_async, write_with_retries_async
 
 __all__ = ["AsyncCandleCache"]
 
@@ -28,16 +28,24 @@ class AsyncCandleCache:
     """Candle series in Redis sorted sets, written atomically by one Lua script per key (asyncio).
 
     ``ttl_seconds`` is set on a series after every write (None: never expire);
-    ``max_candles`` is how many of the newest timestamps a series keeps.
+    ``max_candles`` is how many of the newest timestamps a series keeps;
+    ``retries`` bounds how often a write is sent again after a timeout or a dropped
+    connection (backoff from 50 ms to 500 ms: about 9 s for the default 20).
     """
 
     def __init__(
-        self, client: redis.asyncio.Redis, *, ttl_seconds: int | None = 86400, max_candles: int = 1000
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        ttl_seconds: int | None = 86400,
+        max_candles: int = 1000,
+        retries: int = 20,
     ) -> None:
         if not _is_async_client(client):
             raise TypeError(f"AsyncCandleCache needs a redis.asyncio.Redis client, got {type(client).__name__}")
-        core.validate_settings(ttl_seconds, max_candles)
+        core.validate_settings(ttl_seconds, max_candles, retries)
         self.client = client
+        self.retries = retries
         self.ttl_seconds = ttl_seconds
         self.max_candles = max_candles
         self._scripts = Scripts(client)
@@ -89,23 +97,13 @@ class AsyncCandleCache:
         )
 
     async def _write(self, plan: core.WritePlan) -> list[bool]:
+        if not plan.calls:
+            return plan.results([])
         script = self._scripts.versioned_write
-        collector = core.ReplyCollector(plan)
-        while collector.pending:
-            collector.accept(await self._send(collector.commands(script.sha, script.script)), NoScriptError)
-        return collector.results()
-
-    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """One round trip: the command itself when there is one, else a pipeline (no MULTI)."""
-        if len(commands) == 1:
-            try:
-                return [await self.client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
-            except NoScriptError as error:
-                return [error]
-        pipe = self.client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return await pipe.execute(raise_on_error=False)
+        pool = self.client.connection_pool
+        return await write_with_retries_async(
+            plan, script.sha, script.script, lambda commands: send_async(pool, commands), self.retries
+        )
 
     # reads
 

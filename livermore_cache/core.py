@@ -37,10 +37,15 @@ _DECODERS: Final[dict[type[Candle], msgspec.json.Decoder[Candle]]] = {
     UnifiedCandle: msgspec.json.Decoder(UnifiedCandle),
 }
 _CANDLE_FIELDS: Final = Candle.__struct_fields__
+UNCONDITIONAL_MODE: Final = b"0"
+VERSIONED_MODE: Final = b"1"
+RETRY_MODE: Final = b"2"
 
 
-def validate_settings(ttl_seconds: int | None, max_candles: int) -> None:
+def validate_settings(ttl_seconds: int | None, max_candles: int, retries: int = 0) -> None:
     """Check a cache's settings once, when it is made."""
+    if type(retries) is not int or retries < 0:
+        raise ValidationError("retries", retries, "must be an int >= 0")
     if ttl_seconds is not None and (type(ttl_seconds) is not int or ttl_seconds <= 0):
         raise ValidationError("ttl_seconds", ttl_seconds, "must be an int > 0, or None for no expiry")
     if type(max_candles) is not int or max_candles <= 0:
@@ -75,9 +80,14 @@ class ScriptCall:
     candles: list[Candle] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
 
-    def args(self, encode_lines: Callable[[Iterable[Candle]], bytes]) -> tuple[Any, ...]:
-        """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob."""
-        return (*self.header, encode_lines(self.candles))
+    def args(self, encode_lines: Callable[[Iterable[Candle]], bytes], *, retry: bool = False) -> tuple[Any, ...]:
+        """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob.
+
+        A retried versioned call runs in mode "2": a candle the key already holds
+        byte for byte reports 1, since an earlier attempt of this call may have stored it.
+        """
+        mode = RETRY_MODE if retry and self.header[0] == VERSIONED_MODE else self.header[0]
+        return (mode, *self.header[1:], encode_lines(self.candles))
 
 
 @dataclass(slots=True)
@@ -112,7 +122,7 @@ def plan_write(
     or changed, so only the type and the key parts are left to check here.
     """
     check_ids(user_id, exchange_id)
-    header = (b"1" if versioned else b"0", ttl_seconds or 0, max_candles, "")
+    header = (VERSIONED_MODE if versioned else UNCONDITIONAL_MODE, ttl_seconds or 0, max_candles, "")
     calls: dict[tuple[str, str], ScriptCall] = {}
     position = -1
     for position, candle in enumerate(candles):
@@ -144,34 +154,38 @@ def _new_call(
     return ScriptCall(key, header)
 
 
-def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool) -> tuple[Any, ...]:
+def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> tuple[Any, ...]:
     """The EVALSHA (or, after NOSCRIPT, EVAL) command for one script call."""
-    args = call.args(_ENCODER.encode_lines)
+    args = call.args(_ENCODER.encode_lines, retry=retry)
     return ("EVALSHA", sha, 1, call.key, *args) if by_sha else ("EVAL", source, 1, call.key, *args)
 
 
 class ReplyCollector:
-    """Gathers the replies of a plan's script calls over at most two round trips.
+    """Gathers the replies of a plan's script calls over one or more round trips.
 
-    The first sends every call by EVALSHA. A call that met NOSCRIPT (the server
-    lost its script cache: SCRIPT FLUSH, restart, failover) did nothing, so it is
-    sent once more by EVAL, which carries the script itself and cannot meet
-    NOSCRIPT, however often the cache is flushed meanwhile.
+    The first round sends every call by EVALSHA. A call that met NOSCRIPT (the
+    server lost its script cache: SCRIPT FLUSH, restart, failover) did nothing,
+    so it is sent again by EVAL, which carries the script itself and cannot meet
+    NOSCRIPT however often the cache is flushed meanwhile. After a failure that
+    leaves it unknown whether the pending calls were applied (a timeout, a
+    dropped connection), ``mark_ambiguous`` makes every later round a retry.
     """
 
     def __init__(self, plan: WritePlan) -> None:
         self.plan = plan
         self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
         self.pending: list[int] = list(range(len(plan.calls)))
-        self.rounds = 0
+        self.by_sha = True
+        self.retry = False
+
+    def mark_ambiguous(self) -> None:
+        self.retry = True
 
     def commands(self, sha: str, source: str) -> list[tuple[Any, ...]]:
-        """The commands for the calls still pending: EVALSHA the first time, EVAL the second."""
-        if self.rounds >= 2:
-            raise RuntimeError("script calls still pending after EVAL")
-        by_sha = self.rounds == 0
-        self.rounds += 1
-        return [script_command(self.plan.calls[i], sha, source, by_sha=by_sha) for i in self.pending]
+        """The commands for the calls still pending."""
+        return [
+            script_command(self.plan.calls[i], sha, source, by_sha=self.by_sha, retry=self.retry) for i in self.pending
+        ]
 
     def accept(self, outcomes: Sequence[object], is_noscript: type[BaseException]) -> bool:
         """Take the outcomes of the pending calls, in order; True if some must be sent again."""
@@ -179,6 +193,7 @@ class ReplyCollector:
         for index, outcome in zip(self.pending, outcomes, strict=True):
             if isinstance(outcome, is_noscript):
                 retry.append(index)
+                self.by_sha = False
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:

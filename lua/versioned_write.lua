@@ -2,7 +2,9 @@
 --
 -- KEYS[1]  the series' sorted set (score = open time in ms, member = candle JSON)
 -- ARGV[1]  mode: "1" = write a candle only if it is newer than what the key holds
---          at its timestamp; "0" = unconditional (replace whatever is there)
+--          at its timestamp; "0" = unconditional (replace whatever is there);
+--          "2" = as "1", for a retry of a call that may have been applied: a
+--          candle the key already holds byte for byte reports 1
 -- ARGV[2]  TTL in seconds for EXPIRE; "0" = leave the TTL alone
 -- ARGV[3]  max candles: keep only the newest N timestamps
 -- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
@@ -24,7 +26,8 @@
 
 local find, sub, match = string.find, string.sub, string.match
 local key = KEYS[1]
-local versioned = ARGV[1] == "1"
+local versioned = ARGV[1] == "1" or ARGV[1] == "2"
+local retry = ARGV[1] == "2"
 local ttl = tonumber(ARGV[2])
 local max_candles = tonumber(ARGV[3])
 local channel = ARGV[4]
@@ -136,6 +139,13 @@ for t, members in pairs(existing) do
 end
 
 local winner = {} -- timestamp -> index of the candle that ends up stored
+local held_member = {} -- timestamp -> the one member held there, when there is exactly one
+if retry then
+  for t, members in pairs(existing) do
+    if #members == 1 then held_member[t] = members[1] end
+  end
+end
+local already = {} -- candle index -> true: a retry found this very candle stored
 for i = 1, count do
   local t = stamps[i]
   local seq = sequence_of(candles[i])
@@ -149,12 +159,19 @@ for i = 1, count do
   if write then
     winner[t] = i
     if seq == nil then holds[t] = true else holds[t] = seq end
+    held_member[t] = candles[i]
+  elseif retry and held_member[t] == candles[i] then
+    already[i] = true
   end
 end
 
 local reply = {}
 for i = 1, count do reply[i] = 0 end
 if next(winner) == nil then
+  if retry then
+    -- nothing written: what was found stays as it is, so it is still stored
+    for i in pairs(already) do reply[i] = 1 end
+  end
   return reply
 end
 
@@ -174,11 +191,14 @@ call_chunked("ZADD", additions)
 if ttl > 0 then
   redis.call("EXPIRE", key, ttl)
 end
+for i in pairs(already) do
+  if held_member[stamps[i]] == candles[i] then reply[i] = 1 end
+end
 local trimmed = redis.call("ZREMRANGEBYRANK", key, 0, -(max_candles + 1))
 if trimmed > 0 then
   local oldest = tonumber(redis.call("ZRANGE", key, 0, 0, "WITHSCORES")[2])
-  for t, i in pairs(winner) do
-    if t < oldest then reply[i] = 0 end
+  for i = 1, count do
+    if reply[i] == 1 and stamps[i] < oldest then reply[i] = 0 end
   end
 end
 

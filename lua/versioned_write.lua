@@ -175,18 +175,25 @@ if next(winner) == nil then
   return reply
 end
 
+-- ZADD goes first: it is the call that grows memory, so on a server over its
+-- maxmemory (noeviction) it is refused before anything has changed, and the key
+-- stays as it was. What the ZREM removes therefore never includes a member that
+-- is being added again.
 local removals, additions = {}, {}
 for t, i in pairs(winner) do
+  local member = candles[i]
+  additions[#additions + 1] = stamp_text[t]
+  additions[#additions + 1] = member
   local members = existing[t]
   if members ~= nil then
-    for _, member in ipairs(members) do removals[#removals + 1] = member end
+    for _, old in ipairs(members) do
+      if old ~= member then removals[#removals + 1] = old end
+    end
   end
-  additions[#additions + 1] = stamp_text[t]
-  additions[#additions + 1] = candles[i]
   reply[i] = 1
 end
-if #removals > 0 then call_chunked("ZREM", removals) end
 call_chunked("ZADD", additions)
+if #removals > 0 then call_chunked("ZREM", removals) end
 
 if ttl > 0 then
   redis.call("EXPIRE", key, ttl)

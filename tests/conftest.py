@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 
 from livermore_cache import AsyncCandleCache, CandleCache
-from livermore_cache.servers import FoundServer, find_server
+from livermore_cache.servers import FoundServer, ServerProcess, find_server, local_server_binary, pip_server_binary
 
 from .helpers import AsyncAsSync
 
@@ -90,3 +90,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"redis server for this run: [{found.backend}] {found.description}")
         if found.note:
             terminalreporter.write_line(found.note, yellow=True, bold=True)
+
+
+@pytest.fixture
+def private_server() -> Iterator[Callable[..., ServerProcess]]:
+    """A factory of servers of the test's own (free port, temp dir), that it may kill, pause and restart."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str) -> ServerProcess:
+        binary = local_server_binary() or pip_server_binary()
+        if binary is None:
+            pytest.fail("no redis-server or valkey-server binary to start a private server with")
+        server = ServerProcess(binary, args).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

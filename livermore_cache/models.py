@@ -69,7 +69,7 @@ def _plain_fields_valid(candle: Candle) -> bool:
     number = _FAST_NUMBER
     return (
         type(candle.timestamp) is int
-        and candle.timestamp > 0
+        and 0 < candle.timestamp <= MAX_SEQUENCE_NUM
         and type(o) in number
         and type(h) in number
         and type(lo) in number
@@ -93,8 +93,8 @@ _FAST_TEXT: Final = frozenset((str, Timeframe))
 
 
 def _check_timestamp(field: str, value: object) -> None:
-    if type(value) is not int or value <= 0:
-        raise ValidationError(field, value, "must be an int (milliseconds) > 0")
+    if type(value) is not int or not 0 < value <= MAX_SEQUENCE_NUM:
+        raise ValidationError(field, value, f"must be an int (milliseconds) from 1 to {MAX_SEQUENCE_NUM}")
 
 
 def _check_volume(field: str, value: object) -> None:

@@ -30,6 +30,7 @@ BAD_VALUES = [
     ("timestamp", 1.5),
     ("timestamp", True),
     ("timestamp", "1704067200000"),
+    ("timestamp", MAX_SEQUENCE_NUM + 1),
     ("open", 0),
     ("open", -1.0),
     ("open", math.inf),

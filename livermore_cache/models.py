@@ -50,12 +50,15 @@ _INF: Final = math.inf
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
+    """A float, or an int that a double holds exactly (as JSON readers in Lua and JavaScript will)."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
+        return False
+    return isinstance(value, float) or abs(value) <= MAX_SEQUENCE_NUM
 
 
 def _check_price(field: str, value: object) -> None:
     if not _is_number(value) or not (0 < value < _INF):  # type: ignore[operator]
-        raise ValidationError(field, value, "must be a finite number > 0")
+        raise ValidationError(field, value, "must be a finite number > 0 (an int at most 2**53 - 1)")
 
 
 def _check_text(field: str, value: object) -> None:
@@ -64,17 +67,16 @@ def _check_text(field: str, value: object) -> None:
 
 
 def _plain_fields_valid(candle: Candle) -> bool:
-    """The common case in one expression (exact int/float types); anything else takes the slow path."""
+    """The common case in one expression (exact float types); anything else takes the slow path."""
     o, h, lo, c, v = candle.open, candle.high, candle.low, candle.close, candle.volume
-    number = _FAST_NUMBER
     return (
         type(candle.timestamp) is int
         and 0 < candle.timestamp <= MAX_SEQUENCE_NUM
-        and type(o) in number
-        and type(h) in number
-        and type(lo) in number
-        and type(c) in number
-        and type(v) in number
+        and type(o) is float
+        and type(h) is float
+        and type(lo) is float
+        and type(c) is float
+        and type(v) is float
         and 0 < o < _INF
         and 0 < h < _INF
         and 0 < lo < _INF
@@ -88,7 +90,6 @@ def _plain_fields_valid(candle: Candle) -> bool:
     )
 
 
-_FAST_NUMBER: Final = frozenset((int, float))
 _FAST_TEXT: Final = frozenset((str, Timeframe))
 
 
@@ -99,7 +100,7 @@ def _check_timestamp(field: str, value: object) -> None:
 
 def _check_volume(field: str, value: object) -> None:
     if not _is_number(value) or not (0 <= value < _INF):  # type: ignore[operator]
-        raise ValidationError(field, value, "must be a finite number >= 0")
+        raise ValidationError(field, value, "must be a finite number >= 0 (an int at most 2**53 - 1)")
 
 
 def _check_optional_bool(field: str, value: object) -> None:

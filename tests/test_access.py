@@ -27,7 +27,7 @@ ACL_RULES = (
 def test_least_privilege_user_runs_the_whole_api_and_nothing_else(private_server: Start) -> None:
     server = private_server()
     admin = redis.Redis.from_url(server.url)
-    assert admin.execute_command("ACL", "SETUSER", "livermore", *ACL_RULES.split())
+    assert admin.execute_command("ACL", "SETUSER", "livermore", *ACL_RULES.split())  # type: ignore[no-untyped-call]
     admin.set("other:key", "secret")
     client = redis.Redis(host="127.0.0.1", port=server.port, username="livermore", password="s3cret")
     cache = CandleCache(client, max_candles=5)

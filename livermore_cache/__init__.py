@@ -21,6 +21,7 @@ from .keys import (
 )
 from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
 from .subscriptions import AsyncCloseSubscription, CloseSubscription
+from .transport import WriteStats
 
 __all__ = [
     "MAX_SEQUENCE_NUM",
@@ -34,6 +35,7 @@ __all__ = [
     "Timeframe",
     "UnifiedCandle",
     "ValidationError",
+    "WriteStats",
     "alert_channel",
     "candle_channel",
     "candle_close_channel",

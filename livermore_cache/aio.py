@@ -6,10 +6,12 @@ and reply decoding comes from ``core``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar, overload
 
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from . import core
 from .cache import _is_async_client
@@ -17,7 +19,7 @@ from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
 from .subscriptions import AsyncCloseSubscription
-from .transport import send_async, write_with_retries_async
+from .transport import WriteStats, refresh_cluster_async, send_async, send_cluster_async, write_with_retries_async
 
 __all__ = ["AsyncCandleCache"]
 
@@ -35,20 +37,29 @@ class AsyncCandleCache:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | AsyncRedisCluster,
         *,
         ttl_seconds: int | None = 86400,
         max_candles: int = 1000,
         retries: int = 20,
     ) -> None:
         if not _is_async_client(client):
-            raise TypeError(f"AsyncCandleCache needs a redis.asyncio.Redis client, got {type(client).__name__}")
+            raise TypeError(
+                f"AsyncCandleCache needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client, got {type(client).__name__}"
+            )
         core.validate_settings(ttl_seconds, max_candles, retries)
         self.client = client
         self.retries = retries
+        self.stats = WriteStats()
         self.ttl_seconds = ttl_seconds
         self.max_candles = max_candles
         self._scripts = Scripts(client)
+        self._send: Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]
+        self._refresh: Callable[[], Awaitable[None]] | None
+        if isinstance(client, AsyncRedisCluster):
+            self._send, self._refresh = partial(send_cluster_async, client), partial(refresh_cluster_async, client)
+        else:
+            self._send, self._refresh = partial(send_async, client.connection_pool), None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles})"
@@ -100,9 +111,8 @@ class AsyncCandleCache:
         if not plan.calls:
             return plan.results([])
         script = self._scripts.versioned_write
-        pool = self.client.connection_pool
         return await write_with_retries_async(
-            plan, script.sha, script.script, lambda commands: send_async(pool, commands), self.retries
+            plan, script.sha, script.script, self._send, self.retries, self._refresh, self.stats
         )
 
     # reads
@@ -196,4 +206,5 @@ class AsyncCandleCache:
         return AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
 
     async def _run(self, query: core.Query) -> Any:
-        return query.decode(await self.client.execute_command(*query.command))  # type: ignore[no-untyped-call]
+        client: Any = self.client
+        return query.decode(await client.execute_command(*query.command))

@@ -5,17 +5,19 @@ A thin shell: every argument, validation and reply decoding comes from ``core``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar, overload
 
 import redis
+from redis.cluster import RedisCluster
 
 from . import core
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
 from .scripts import Scripts
 from .subscriptions import CloseSubscription
-from .transport import send_sync, write_with_retries
+from .transport import WriteStats, refresh_cluster_sync, send_cluster_sync, send_sync, write_with_retries
 
 __all__ = ["CandleCache"]
 
@@ -32,16 +34,30 @@ class CandleCache:
     """
 
     def __init__(
-        self, client: redis.Redis, *, ttl_seconds: int | None = 86400, max_candles: int = 1000, retries: int = 20
+        self,
+        client: redis.Redis | RedisCluster,
+        *,
+        ttl_seconds: int | None = 86400,
+        max_candles: int = 1000,
+        retries: int = 20,
     ) -> None:
         if not hasattr(client, "pipeline") or _is_async_client(client):
-            raise TypeError(f"CandleCache needs a redis.Redis client, got {type(client).__name__}")
+            raise TypeError(
+                f"CandleCache needs a redis.Redis or redis.cluster.RedisCluster client, got {type(client).__name__}"
+            )
         core.validate_settings(ttl_seconds, max_candles, retries)
         self.client = client
         self.retries = retries
+        self.stats = WriteStats()
         self.ttl_seconds = ttl_seconds
         self.max_candles = max_candles
         self._scripts = Scripts(client)
+        self._send: Callable[[list[tuple[Any, ...]]], list[Any]]
+        self._refresh: Callable[[], None] | None
+        if isinstance(client, RedisCluster):
+            self._send, self._refresh = partial(send_cluster_sync, client), partial(refresh_cluster_sync, client)
+        else:
+            self._send, self._refresh = partial(send_sync, client.connection_pool), None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles})"
@@ -93,10 +109,7 @@ class CandleCache:
         if not plan.calls:
             return plan.results([])
         script = self._scripts.versioned_write
-        pool = self.client.connection_pool
-        return write_with_retries(
-            plan, script.sha, script.script, lambda commands: send_sync(pool, commands), self.retries
-        )
+        return write_with_retries(plan, script.sha, script.script, self._send, self.retries, self._refresh, self.stats)
 
     # reads
 

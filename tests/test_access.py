@@ -18,7 +18,7 @@ Start = Callable[..., ServerProcess]
 
 # The README's ACL line, with the password and the one pattern this test subscribes to.
 ACL_RULES = (
-    "reset on >s3cret ~candles:* &channel:* &" + candle_close_pattern(USER, EXCHANGE) + " "
+    "reset resetchannels on >s3cret ~candles:* &channel:* &" + candle_close_pattern(USER, EXCHANGE) + " "
     "+evalsha +eval +zrange +zrangebyscore +zcard +del +zadd +zrem +expire +zremrangebyrank "
     "+publish +subscribe +psubscribe +unsubscribe +punsubscribe +ping"
 )

@@ -46,7 +46,7 @@ bench-full: install  ## every writer count and contestant
 	$(BIN)/python -m livermore_cache.bench --mode full
 
 microbench: install  ## validate+encode and decode against the standard library's json
-	$(BIN)/python -m pytest tests/test_microbench.py --benchmark-only --benchmark-enable
+	$(BIN)/python -m pytest tests/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

@@ -14,19 +14,18 @@ import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from . import core
-from .cache import _is_async_client
+from .base import CacheBase, is_async_client
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
-from .scripts import Scripts
 from .subscriptions import AsyncCloseSubscription
-from .transport import WriteStats, refresh_cluster_async, send_async, send_cluster_async, write_with_retries_async
+from .transport import refresh_cluster_async, send_async, send_cluster_async, write_with_retries_async
 
 __all__ = ["AsyncCandleCache"]
 
 CandleT = TypeVar("CandleT", bound=Candle)
 
 
-class AsyncCandleCache:
+class AsyncCandleCache(CacheBase):
     """Candle series in Redis sorted sets, written atomically by one Lua script per key (asyncio).
 
     ``ttl_seconds`` is set on a series after every write (None: never expire);
@@ -43,26 +42,17 @@ class AsyncCandleCache:
         max_candles: int = 1000,
         retries: int = 20,
     ) -> None:
-        if not _is_async_client(client):
+        if not is_async_client(client):
             raise TypeError(
                 f"AsyncCandleCache needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client, got {type(client).__name__}"
             )
-        core.validate_settings(ttl_seconds, max_candles, retries)
-        self.client = client
-        self.retries = retries
-        self.stats = WriteStats()
-        self.ttl_seconds = ttl_seconds
-        self.max_candles = max_candles
-        self._scripts = Scripts(client)
+        super().__init__(client, ttl_seconds=ttl_seconds, max_candles=max_candles, retries=retries)
         self._send: Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]
         self._refresh: Callable[[], Awaitable[None]] | None
         if isinstance(client, AsyncRedisCluster):
             self._send, self._refresh = partial(send_cluster_async, client), partial(refresh_cluster_async, client)
         else:
             self._send, self._refresh = partial(send_async, client.connection_pool), None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles})"
 
     # writes
 
@@ -93,19 +83,6 @@ class AsyncCandleCache:
         ``candle_close_channel`` inside the same script call, in the order the writes were applied.
         """
         return await self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
-
-    def _plan(
-        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
-    ) -> core.WritePlan:
-        return core.plan_write(
-            user_id,
-            exchange_id,
-            candles,
-            versioned=versioned,
-            ttl_seconds=self.ttl_seconds,
-            max_candles=self.max_candles,
-            publish_close=publish_close,
-        )
 
     async def _write(self, plan: core.WritePlan) -> list[bool]:
         if not plan.calls:

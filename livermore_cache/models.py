@@ -140,7 +140,7 @@ def _check_plain_fields(candle: Candle) -> None:
         _FIELD_CHECKS[name](name, getattr(candle, name))
 
 
-class Candle(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
+class Candle(msgspec.Struct, omit_defaults=True, rename="camel"):
     """One OHLCV candle. ``timestamp`` is its open time in milliseconds since the epoch."""
 
     timestamp: int

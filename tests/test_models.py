@@ -112,3 +112,12 @@ def test_decoding_validates() -> None:
 def test_round_trip() -> None:
     candle = unified(T0, MAX_SEQUENCE_NUM, exchange_timestamp="x", is_synthetic=True)
     assert msgspec.json.decode(msgspec.json.encode(candle), type=UnifiedCandle) == candle
+
+
+def test_candle_fields_may_be_positional_and_versioned_fields_are_keywords() -> None:
+    candle = Candle(T0, 1.0, 2.0, 0.5, 1.5, 3.0, "BTC-USD", "1m")
+    assert candle.timeframe == Timeframe.M1
+    unified_candle = UnifiedCandle(T0, 1.0, 2.0, 0.5, 1.5, 3.0, "BTC-USD", "1m", exchange="x", sequence_num=1)
+    assert msgspec.json.decode(msgspec.json.encode(unified_candle))["sequenceNum"] == 1
+    with pytest.raises(ValidationError, match="open"):
+        Candle(T0, -1.0, 2.0, 0.5, 1.5, 3.0, "BTC-USD", "1m")

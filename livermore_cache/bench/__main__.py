@@ -9,8 +9,10 @@ import platform
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -141,8 +143,15 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
     return targets
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the private server and the writers are stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     mode = MODES[args.mode]
     base: FeedShape = mode["shape"]  # type: ignore[assignment]
     shape = FeedShape(

@@ -231,13 +231,25 @@ class ReplyCollector:
 
 
 def decode_candles(members: Iterable[bytes | str], model: type[CandleT], key: str) -> list[CandleT]:
-    """Stored members decoded into ``model``; a member that is not a valid candle raises, naming the key."""
+    """Stored members decoded into ``model``; a member that is not a valid candle raises, naming the key.
+
+    Asked for ``UnifiedCandle``, a member stored in the plain Candle schema (by
+    ``add_candle`` here or ``addCandle`` in the Node service: no ``exchange``) comes
+    back as a ``Candle``: it has no versioned fields to return.
+    """
     decoder = _DECODERS.get(model) or msgspec.json.Decoder(model)
+    plain = _DECODERS[Candle] if issubclass(model, UnifiedCandle) else None
     out = []
     for member in members:
         try:
             out.append(decoder.decode(member))
         except msgspec.ValidationError as error:
+            if plain is not None and "missing required field `exchange`" in str(error):
+                try:
+                    out.append(plain.decode(member))
+                    continue
+                except msgspec.ValidationError:
+                    pass
             raise ValidationError(f"member of {key}", member, f"is not a valid {model.__name__} ({error})") from None
         except msgspec.DecodeError as error:
             raise ValidationError(f"member of {key}", member, f"is not valid JSON ({error})") from None

@@ -129,7 +129,7 @@ def plan_write(
     position = -1
     for position, candle in enumerate(candles):
         if not isinstance(candle, Candle):
-            raise ValidationError(f"candles[{position}]", candle, "must be a Candle or UnifiedCandle")
+            checked_candle(candle, f"candles[{position}]")  # raises, naming the position
         series = (candle.symbol, candle.timeframe)
         call = calls.get(series)
         if call is None:
@@ -262,10 +262,6 @@ class Query:
 
     command: tuple[str | int | bytes, ...]
     decode: Callable[[Any], Any]
-
-
-def _identity(reply: Any) -> Any:
-    return reply
 
 
 def _as_int(reply: Any) -> int:

@@ -224,3 +224,45 @@ def test_async_iteration_and_close(redis_url: str, r: redis.Redis, loop: asyncio
     assert loop.run_until_complete(scenario()) == [T0 + i * MINUTE for i in range(3)]
     assert r.pubsub_numsub(SERIES.close_channel) == [(SERIES.close_channel.encode(), 0)]
     assert candle_key(*SERIES) == SERIES.key
+
+
+def test_async_subscriber_killed_mid_stream_resumes_and_backfills(
+    r: redis.Redis, redis_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    async def scenario() -> tuple[dict[int, CandleClose], int]:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        cache = AsyncCandleCache(client)
+        received: dict[int, CandleClose] = {}
+
+        async def write(first: int, count: int) -> None:
+            for i in range(first, first + count):
+                assert await cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + i * MINUTE, 1), publish_close=True)
+
+        async def drain_async(subscription: Any) -> list[CandleClose]:
+            events = []
+            while (event := await subscription.get(timeout=0.5)) is not None:
+                events.append(event)
+            return events
+
+        try:
+            async with cache.subscribe_closes(*SERIES) as subscription:
+                await write(0, 30)
+                received.update((e.candle.timestamp, e) for e in await drain_async(subscription))
+                assert r.client_kill_filter(_type="pubsub") == 1
+                await write(30, 20)
+                events = await drain_async(subscription)
+                assert [e.backfilled for e in events] == [True] * 20
+                received.update((e.candle.timestamp, e) for e in events)
+                await write(50, 10)
+                events = await drain_async(subscription)
+                assert [e.backfilled for e in events] == [False] * 10
+                received.update((e.candle.timestamp, e) for e in events)
+                return received, subscription.reconnects
+        finally:
+            await client.aclose()
+
+    received, reconnects = loop.run_until_complete(scenario())
+    assert reconnects >= 1
+    stored = {c.timestamp: c for c in (msgspec.json.decode(m, type=UnifiedCandle) for m in zmembers(r, SERIES.key))}
+    assert len(stored) == 60
+    assert {t: e.candle for t, e in received.items()} == stored

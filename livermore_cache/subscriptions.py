@@ -196,6 +196,7 @@ class AsyncCloseSubscription(_SubscriptionBase):
     async def start(self) -> AsyncCloseSubscription:
         """Subscribe (once) and wait for the server's confirmation."""
         if self._pubsub is None:
+            await self._client.initialize()  # a cluster client loads its slot map lazily; a plain one returns at once
             self._pubsub = self._client.pubsub()
             subscribe = self._pubsub.psubscribe if self.state.is_pattern else self._pubsub.subscribe
             await subscribe(self.state.pattern)

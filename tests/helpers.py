@@ -66,6 +66,7 @@ class AsyncAsSync:
     def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._target = target
         self._loop = loop
+        self.loop = loop
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)

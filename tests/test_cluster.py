@@ -115,6 +115,26 @@ def test_close_events_on_a_cluster(cluster: ClusterProcess) -> None:
     client.close()
 
 
+def test_subscribing_through_the_cluster_client(cluster_cache: Any) -> None:
+    """subscribe_closes on a RedisCluster facade (ClusterPubSub), sync and asyncio."""
+    subscription = cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
+    if hasattr(subscription, "start"):
+        subscription = AsyncAsSync(subscription, cluster_cache.loop)
+        subscription.start()
+    try:
+        batch = [unified(T0, 1, symbol=s, timeframe=tf) for s in SYMBOLS[:8] for tf in TIMEFRAMES]
+        assert cluster_cache.add_candles_if_newer(USER, EXCHANGE, batch, publish_close=True) == [True] * 16
+        got = []
+        while (event := subscription.get(timeout=1.0)) is not None:
+            got.append((event.series.symbol, event.series.timeframe))
+        assert sorted(got) == sorted((s, "5m") for s in SYMBOLS[:8])
+    finally:
+        if hasattr(subscription, "aclose"):
+            subscription.aclose()
+        else:
+            subscription.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("facade", ["sync", "async"])
 def test_primary_killed_and_replica_promoted_while_writing(

@@ -65,13 +65,12 @@ class AsyncAsSync:
 
     def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._target = target
-        self._loop = loop
         self.loop = loop
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
         if inspect.iscoroutinefunction(attr):
-            return lambda *args, **kwargs: self._loop.run_until_complete(attr(*args, **kwargs))
+            return lambda *args, **kwargs: self.loop.run_until_complete(attr(*args, **kwargs))
         return attr
 
 

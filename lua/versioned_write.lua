@@ -69,7 +69,7 @@ local TIMESTAMP_PREFIX = '{"timestamp":'
 
 local function timestamp_of(member)
   local digits = nil
-  if sub(member, 1, 13) == TIMESTAMP_PREFIX then
+  if find(member, TIMESTAMP_PREFIX, 1, true) == 1 then
     local ends = find(member, ",", 14, true)
     if ends ~= nil then digits = sub(member, 14, ends - 1) end
   end

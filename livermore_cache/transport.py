@@ -197,7 +197,9 @@ def send_sync(pool: Any, commands: Sequence[Command]) -> list[Any]:
     """One round trip on one connection; error replies come back as exception objects, in order."""
     connection = pool.get_connection()
     try:
-        connection.send_packed_command(connection.pack_commands(commands))
+        packed = connection.pack_commands(commands)
+        # One buffer, one sendall: redis-py splits large batches into chunks, one syscall each.
+        connection.send_packed_command([b"".join(packed)] if len(packed) > 1 else packed)
         return _read_all_sync(connection, len(commands))
     except BaseException:
         connection.disconnect()  # replies may be left unread: never hand this connection out again

@@ -82,14 +82,14 @@ class ScriptCall:
     candles: list[Candle] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
 
-    def args(self, encode_lines: Callable[[Iterable[Candle]], bytes], *, retry: bool = False) -> tuple[Any, ...]:
+    def args(self, *, retry: bool = False) -> tuple[Any, ...]:
         """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob.
 
         A retried versioned call runs in mode "2": a candle the key already holds
         byte for byte reports 1, since an earlier attempt of this call may have stored it.
         """
         mode = RETRY_MODE if retry and self.header[0] == VERSIONED_MODE else self.header[0]
-        return (mode, *self.header[1:], encode_lines(self.candles))
+        return (mode, *self.header[1:], _ENCODER.encode_lines(self.candles))
 
 
 @dataclass(slots=True)
@@ -158,7 +158,7 @@ def _new_call(
 
 def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> tuple[Any, ...]:
     """The EVALSHA (or, after NOSCRIPT, EVAL) command for one script call."""
-    args = call.args(_ENCODER.encode_lines, retry=retry)
+    args = call.args(retry=retry)
     return ("EVALSHA", sha, 1, call.key, *args) if by_sha else ("EVAL", source, 1, call.key, *args)
 
 
@@ -180,7 +180,7 @@ class ReplyCollector:
     so it is sent again by EVAL, which carries the script itself and cannot meet
     NOSCRIPT however often the cache is flushed meanwhile. After a failure that
     leaves it unknown whether the pending calls were applied (a timeout, a
-    dropped connection), ``mark_ambiguous`` makes every later round a retry.
+    dropped connection), every later round is sent as a retry.
     """
 
     def __init__(self, plan: WritePlan) -> None:
@@ -189,9 +189,6 @@ class ReplyCollector:
         self.pending: list[int] = list(range(len(plan.calls)))
         self.by_sha = True
         self.retry = False
-
-    def mark_ambiguous(self) -> None:
-        self.retry = True
 
     def commands(self, sha: str, source: str) -> list[tuple[Any, ...]]:
         """The commands for the calls still pending."""

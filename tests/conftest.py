@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 
 from livermore_cache import AsyncCandleCache, CandleCache
-from livermore_cache.servers import (
+from tests.servers import (
     ClusterProcess,
     FoundServer,
     ServerProcess,

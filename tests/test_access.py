@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from livermore_cache import CandleCache, candle_close_pattern
-from livermore_cache.servers import ServerProcess, wait_until_ready
+from tests.servers import ServerProcess, wait_until_ready
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified
 
@@ -94,7 +94,7 @@ def make_server_cert(directory: Path, ca: str) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    from livermore_cache.servers import local_server_binary
+    from tests.servers import local_server_binary
 
     binary = local_server_binary()
     if binary is None:

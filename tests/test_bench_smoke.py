@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livermore_cache.bench.__main__ import main
+from benchmarks.__main__ import main
 
 CONTESTANTS = [
     "seed",

@@ -15,7 +15,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
-from livermore_cache.servers import ClusterProcess
+from tests.servers import ClusterProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from livermore_cache import CandleCache, UnifiedCandle, candle_key
-from livermore_cache.servers import ServerProcess
+from tests.servers import ServerProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified, zmembers
 

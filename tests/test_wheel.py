@@ -26,6 +26,15 @@ PROBE = textwrap.dedent(
 )
 
 
+def _is_library_file(name: str) -> bool:
+    """Library code, its Lua scripts, py.typed, or the wheel's own metadata: nothing else belongs in the wheel."""
+    if name.startswith("livermore_cache-") and ".dist-info/" in name:
+        return True
+    if not name.startswith("livermore_cache/") or "/bench" in name or "servers" in name:
+        return False
+    return name.endswith((".py", ".lua")) or name == "livermore_cache/py.typed"
+
+
 @pytest.mark.slow
 def test_installed_wheel_runs_a_versioned_write(tmp_path: Path, redis_url: str) -> None:
     subprocess.run(
@@ -46,7 +55,10 @@ def test_installed_wheel_runs_a_versioned_write(tmp_path: Path, redis_url: str) 
     (wheel,) = tmp_path.glob("livermore_cache-*.whl")
     import zipfile
 
-    assert "livermore_cache/lua/versioned_write.lua" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "livermore_cache/lua/versioned_write.lua" in names
+    assert "livermore_cache/py.typed" in names
+    assert [name for name in names if not _is_library_file(name)] == []
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"

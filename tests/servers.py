@@ -384,7 +384,7 @@ def cluster_cli() -> str | None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "binary" or sys.argv[2] not in PACKAGED_SERVERS:
-        sys.exit(f"usage: python -m livermore_cache.servers binary {{{','.join(PACKAGED_SERVERS)}}}")
+        sys.exit(f"usage: python -m tests.servers binary {{{','.join(PACKAGED_SERVERS)}}}")
     path = packaged_server_binary(sys.argv[2])
     if path is None:
         sys.exit(f"{sys.argv[2]}: its package ({PACKAGED_SERVERS[sys.argv[2]][0]}) is not installed")

@@ -1,4 +1,4 @@
-"""``python -m livermore_cache.bench``: the concurrent-writer benchmark (see ``--help``)."""
+"""``python -m benchmarks``: the concurrent-writer benchmark (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from livermore_cache.servers import find_server
+from tests.servers import find_server
 
 from .contestants import CONTESTANTS, Settings
 from .report import table, write_chart, write_json
@@ -51,7 +51,7 @@ TARGETS_US = {
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m livermore_cache.bench",
+        prog="python -m benchmarks",
         description=(
             "Concurrent writers racing on the same candles: today's read-then-write (seed), WATCH/MULTI (watch), "
             "the library's atomic script per update (lua) and in batches (lua-batch), the asyncio facade, and an "
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "window": shape.window,
             "redelivery": shape.redelivery,
         },
-        "command": "python -m livermore_cache.bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "rows": rows,
     }
     result["targets"] = evaluate(result)

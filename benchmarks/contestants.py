@@ -16,10 +16,7 @@ import redis
 import redis.asyncio
 from redis.exceptions import WatchError
 
-from livermore_cache.aio import AsyncCandleCache
-from livermore_cache.cache import CandleCache
-from livermore_cache.keys import candle_key
-from livermore_cache.models import UnifiedCandle
+from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
 
 from .workload import EXCHANGE_ID, USER_ID
 
@@ -35,7 +32,9 @@ class Settings:
 
 
 @dataclass
-class Outcome:
+class RunResult:
+    """What one writer's run measured (not the library's ``core.Outcome``)."""
+
     latencies_ns: list[int] = field(default_factory=list)
     retries: int = 0
     written: int = 0
@@ -54,9 +53,9 @@ def _newer(existing: list[bytes], sequence: int | None) -> bool:
     return sequence is not None and sequence > max(sequences)
 
 
-def write_seed(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_seed(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """Today's Node algorithm: read, compare in the client, then four more round trips."""
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
     for candle in candles:
         started = clock()
@@ -67,13 +66,13 @@ def write_seed(client: redis.Redis, candles: list[UnifiedCandle], settings: Sett
             client.zadd(key, {ENCODE(candle): ts})
             client.expire(key, settings.ttl_seconds)
             client.zremrangebyrank(key, 0, -(settings.max_candles + 1))
-        outcome.latencies_ns.append(clock() - started)
-    return outcome
+        result.latencies_ns.append(clock() - started)
+    return result
 
 
-def write_watch(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_watch(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """The textbook alternative: WATCH, read, MULTI/EXEC, retry on conflict."""
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
     with client.pipeline() as pipe:
         for candle in candles:
@@ -94,32 +93,32 @@ def write_watch(client: redis.Redis, candles: list[UnifiedCandle], settings: Set
                     pipe.execute()
                     break
                 except WatchError:
-                    outcome.retries += 1
+                    result.retries += 1
                 finally:
                     pipe.reset()
-            outcome.latencies_ns.append(clock() - started)
-    return outcome
+            result.latencies_ns.append(clock() - started)
+    return result
 
 
-def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """The library, one ``add_candle_if_newer`` per update."""
     cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
     write = cache.add_candle_if_newer
     for candle in candles:
         started = clock()
         write(USER_ID, EXCHANGE_ID, candle)
-        outcome.latencies_ns.append(clock() - started)
-    return outcome
+        result.latencies_ns.append(clock() - started)
+    return result
 
 
 def write_lua_batch(
     client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, publish_close: bool = False
-) -> Outcome:
+) -> RunResult:
     """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
     cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
     for start in range(0, len(candles), size):
@@ -127,19 +126,19 @@ def write_lua_batch(
         written = cache.add_candles_if_newer(
             USER_ID, EXCHANGE_ID, candles[start : start + size], publish_close=publish_close
         )
-        outcome.latencies_ns.append(clock() - started)
-        outcome.written += sum(written)
-    return outcome
+        result.latencies_ns.append(clock() - started)
+        result.written += sum(written)
+    return result
 
 
-def write_lua_publish(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_lua_publish(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """``lua-batch`` with ``publish_close=True``: every write that wins is announced inside the script."""
     return write_lua_batch(client, candles, settings, publish_close=True)
 
 
-def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> Outcome:
+def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """No version check at all: one multi-member ZADD per key per batch, pipelined across keys."""
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
     keys: dict[str, str] = {}
@@ -155,11 +154,11 @@ def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: S
         for key, mapping in by_key.items():
             pipe.zadd(key, mapping)
         pipe.execute()
-        outcome.latencies_ns.append(clock() - started)
-    return outcome
+        result.latencies_ns.append(clock() - started)
+    return result
 
 
-SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], Outcome]] = {
+SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], RunResult]] = {
     "seed": write_seed,
     "watch": write_watch,
     "lua": write_lua,
@@ -173,17 +172,17 @@ SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
 async def write_async(
     url: str, shares: list[list[UnifiedCandle]], settings: Settings, batched: bool, start: Callable[[], None]
-) -> Outcome:
+) -> RunResult:
     """The asyncio facade: one task per share, all on one client in one process."""
     client = redis.asyncio.Redis.from_url(url, max_connections=max(len(shares), 1) * 2)
     cache = AsyncCandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
-    outcome = Outcome()
+    result = RunResult()
     clock = time.perf_counter_ns
 
     async def timed(call: Awaitable[object]) -> None:
         started = clock()
         await call
-        outcome.latencies_ns.append(clock() - started)
+        result.latencies_ns.append(clock() - started)
 
     async def task(share: list[UnifiedCandle]) -> None:
         if batched:
@@ -197,8 +196,20 @@ async def write_async(
     start()
     await asyncio.gather(*(task(share) for share in shares))
     await client.aclose()
-    return outcome
+    return result
 
 
 ASYNC_CONTESTANTS = {"lua-async": False, "lua-batch-async": True}
 CONTESTANTS = (*SYNC_WRITERS, *ASYNC_CONTESTANTS)
+BATCHED = frozenset({"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async"})
+"""Contestants that send ``batch_size`` updates per call; the others send one."""
+UNVERSIONED = frozenset({"ceiling"})
+"""Contestants that keep every update by design: their stale count measures nothing."""
+SERVER_COMMANDS = {
+    # What each contestant's server time sums, from INFO commandstats. A script's or an EXEC's usec
+    # already holds the commands it ran, which commandstats also counts under their own names.
+    "seed": frozenset({"zrangebyscore", "zremrangebyscore", "zadd", "expire", "zremrangebyrank"}),
+    "watch": frozenset({"watch", "unwatch", "zrangebyscore", "multi", "exec"}),
+    "ceiling": frozenset({"zadd"}),
+}
+SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro"})

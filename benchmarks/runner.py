@@ -15,21 +15,29 @@ from typing import Any, cast
 import msgspec
 import redis
 
-from livermore_cache.cache import CandleCache
-from livermore_cache.keys import candle_close_pattern, candle_key
-from livermore_cache.models import UnifiedCandle
+from livermore_cache import CandleCache, UnifiedCandle, candle_close_pattern, candle_key
 
-from .contestants import ASYNC_CONTESTANTS, SUBSCRIBERS, SYNC_WRITERS, Settings, write_async
-from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, deal
-
-NOT_THE_WORKLOAD = {"ping", "config|resetstat", "config", "info", "flushall", "client", "hello", "select", "memory"}
-SCRIPT_COMMANDS = {"evalsha", "eval"}
+from .contestants import (
+    ASYNC_CONTESTANTS,
+    BATCHED,
+    ENCODE,
+    SCRIPT_COMMANDS,
+    SERVER_COMMANDS,
+    SUBSCRIBERS,
+    SYNC_WRITERS,
+    Settings,
+    write_async,
+)
+from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, Workload, deal, prefill_candles
 
 
 @dataclass
 class Row:
     contestant: str
     writers: int
+    workload: str
+    batch_size: int
+    prefilled: bool
     writes_per_s: float
     p50_us: float
     p99_us: float
@@ -40,6 +48,7 @@ class Row:
     client_us_per_candle: float
     server_cpu_us_per_candle: float
     memory_bytes_per_1000_candles: float
+    members: int  # what the series hold after the run (pre-filled candles included)
     candles: int
     calls: int
     wall_s: float
@@ -89,17 +98,17 @@ def _sync_worker(
     write = SYNC_WRITERS[contestant]
     barrier.wait(timeout=120)
     cpu, started = time.process_time(), time.monotonic()
-    outcome = write(client, share, settings)
+    result = write(client, share, settings)
     finished, cpu = time.monotonic(), time.process_time() - cpu
     queue.put(
         WriterReport(
             started,
             finished,
             cpu,
-            array("q", outcome.latencies_ns).tobytes(),
-            outcome.retries,
+            array("q", result.latencies_ns).tobytes(),
+            result.retries,
             len(share),
-            outcome.written,
+            result.written,
         )
     )
     client.close()
@@ -114,12 +123,12 @@ def _async_worker(
         barrier.wait(timeout=120)
         marks["cpu"], marks["started"] = time.process_time(), time.monotonic()
 
-    outcome = asyncio.run(write_async(url, shares, settings, ASYNC_CONTESTANTS[contestant], start))
+    result = asyncio.run(write_async(url, shares, settings, ASYNC_CONTESTANTS[contestant], start))
     finished, cpu = time.monotonic(), time.process_time() - marks["cpu"]
     candles = sum(len(s) for s in shares)
     queue.put(
         WriterReport(
-            marks["started"], finished, cpu, array("q", outcome.latencies_ns).tobytes(), outcome.retries, candles, 0
+            marks["started"], finished, cpu, array("q", result.latencies_ns).tobytes(), result.retries, candles, 0
         )
     )
 
@@ -127,6 +136,25 @@ def _async_worker(
 def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
     stats = client.info("commandstats")
     return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
+
+
+def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
+    """The contestant's own commands' time on the server: its scripts, or the commands it sent itself.
+
+    A script's (or an EXEC's) usec includes the commands it ran inside, which commandstats
+    also counts under their own names: summing both would count them twice.
+    """
+    counted = SCRIPT_COMMANDS if contestant.startswith("lua") else SERVER_COMMANDS[contestant]
+    return sum(usec for name, (_, usec) in stats.items() if name in counted)
+
+
+def prefill(client: redis.Redis, symbols: list[str], count: int) -> None:
+    """Every series full: ``count`` candles older than the feed, written before the clocks start."""
+    pipe = client.pipeline(transaction=False)
+    for symbol in symbols:
+        members = {ENCODE(candle): candle.timestamp for candle in prefill_candles(symbol, count)}
+        pipe.zadd(candle_key(USER_ID, EXCHANGE_ID, symbol, TIMEFRAME), members)
+    pipe.execute()
 
 
 def _server_cpu_s(client: redis.Redis) -> float:
@@ -175,9 +203,13 @@ def run(
     highest: dict[tuple[str, int], int],
     symbols: list[str],
     settings: Settings,
+    workload: Workload,
 ) -> Row:
+    """``settings.batch_size`` is the workload's; ``workload.prefilled`` fills every series to ``settings.max_candles``."""
     client = redis.Redis.from_url(url)
     client.flushall()
+    if workload.prefilled:
+        prefill(client, symbols, settings.max_candles)
     client.config_resetstat()
     cpu_before = _server_cpu_s(client)
     context = multiprocessing.get_context("fork")
@@ -218,11 +250,9 @@ def run(
         if process.exitcode != 0:
             raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
     server_cpu = _server_cpu_s(client) - cpu_before
-    stats = _commandstats(client)
-    counted = SCRIPT_COMMANDS if contestant.startswith("lua") else set(stats) - NOT_THE_WORKLOAD
-    server_usec = sum(usec for name, (_, usec) in stats.items() if name in counted)
+    usec = server_usec(contestant, _commandstats(client))
 
-    stale, duplicates, memory_per_1000, _ = check_cache(client, symbols, highest)
+    stale, duplicates, memory_per_1000, members = check_cache(client, symbols, highest)
     client.close()
 
     latencies: list[int] = []
@@ -234,16 +264,20 @@ def run(
     return Row(
         contestant=contestant,
         writers=writers,
+        workload=workload.name,
+        batch_size=settings.batch_size if contestant in BATCHED else 1,
+        prefilled=workload.prefilled,
         writes_per_s=candles / wall if wall > 0 else 0.0,
         p50_us=_percentile(latencies, 0.50),
         p99_us=_percentile(latencies, 0.99),
         stale=stale,
         duplicates=duplicates,
         retries=sum(r.retries for r in reports),
-        server_us_per_candle=server_usec / candles,
+        server_us_per_candle=usec / candles,
         client_us_per_candle=sum(r.cpu_s for r in reports) * 1e6 / candles,
         server_cpu_us_per_candle=server_cpu * 1e6 / candles,
         memory_bytes_per_1000_candles=memory_per_1000,
+        members=members,
         candles=candles,
         calls=len(latencies),
         wall_s=wall,

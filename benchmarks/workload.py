@@ -1,17 +1,49 @@
-"""The feed every contestant gets: candle updates out of order, with re-deliveries, from a seed."""
+"""The feed every contestant gets: candle updates out of order, with re-deliveries, from a seed.
+
+A workload is the feed plus the state the keys start in and the batch size: the stream
+into empty keys; the same stream into keys already full (every new timestamp trims one);
+and the stream in batches of 1,000.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from livermore_cache.models import UnifiedCandle
+from livermore_cache import UnifiedCandle
 
 USER_ID = 1
 EXCHANGE_ID = 1
 TIMEFRAME = "1m"
 T0 = 1_704_067_200_000
 MINUTE = 60_000
+MAX_CANDLES = 1000  # the library's default, and what a full key holds
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a run starts from: ``prefilled`` keys hold ``max_candles`` older candles; ``batch_size`` None: ``--batch-size``."""
+
+    name: str
+    title: str
+    prefilled: bool = False
+    batch_size: int | None = None
+    contestants: tuple[str, ...] | None = None  # None: every contestant
+
+
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("stream", "the stream into empty keys"),
+        Workload(
+            "full-keys",
+            "full keys (every series pre-filled to max_candles: new timestamps trim)",
+            prefilled=True,
+            contestants=("seed", "watch", "lua", "lua-batch", "ceiling"),
+        ),
+        Workload("batch-1000", "batches of 1,000 updates", batch_size=1000, contestants=("lua-batch", "ceiling")),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -70,3 +102,23 @@ def highest_sequences(feed: list[UnifiedCandle]) -> dict[tuple[str, int], int]:
         if candle.sequence_num > highest.get(key, -1):
             highest[key] = candle.sequence_num
     return highest
+
+
+def prefill_candles(symbol: str, count: int) -> list[UnifiedCandle]:
+    """``count`` candles of one series at the minutes before the feed's first: a full key, older than every update."""
+    return [
+        UnifiedCandle(
+            timestamp=T0 - back * MINUTE,
+            open=90.0,
+            high=91.0,
+            low=89.0,
+            close=90.5,
+            volume=1.0,
+            symbol=symbol,
+            timeframe=TIMEFRAME,
+            exchange="bench",
+            exchange_timestamp="2023-12-31T23:00:00.000Z",
+            sequence_num=1,
+        )
+        for back in range(count, 0, -1)
+    ]

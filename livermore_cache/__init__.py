@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .aio import AsyncCandleCache
 from .cache import CandleCache
-from .errors import ValidationError
+from .errors import PartialWriteError, ValidationError
 from .events import CandleClose, Series
 from .keys import (
     alert_channel,
@@ -20,8 +20,8 @@ from .keys import (
     ticker_key,
 )
 from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
+from .retry import WriteStats
 from .subscriptions import AsyncCloseSubscription, CloseSubscription
-from .transport import WriteStats
 
 __all__ = [
     "MAX_SEQUENCE_NUM",
@@ -31,6 +31,7 @@ __all__ = [
     "CandleCache",
     "CandleClose",
     "CloseSubscription",
+    "PartialWriteError",
     "Series",
     "Timeframe",
     "UnifiedCandle",

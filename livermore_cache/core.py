@@ -8,56 +8,86 @@ facades stay thin shells that cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
+from .codec import decode_members, encode_candle
 from .errors import ValidationError
 from .keys import candle_close_channel, candle_key, check_ids
-from .models import Candle, UnifiedCandle
+from .models import Candle
 
 __all__ = [
-    "Outcome",
-    "ReplyCollector",
+    "MAX_CANDLES",
+    "MAX_TTL_SECONDS",
+    "Command",
+    "Query",
     "ScriptCall",
     "WritePlan",
-    "decode_candles",
-    "encode_candle",
+    "as_plain_candle",
+    "candle_count_query",
+    "candles_in_range_query",
+    "checked_candle",
+    "clear_candles_query",
+    "latest_candle_query",
     "plan_write",
-    "script_command",
+    "publish_query",
+    "recent_candles_query",
     "validate_settings",
 ]
 
 CandleT = TypeVar("CandleT", bound=Candle)
+ResultT = TypeVar("ResultT")
+Command = tuple[Any, ...]
+"""One Redis command, as redis-py's ``pack_commands`` takes it."""
 
 _ENCODER: Final = msgspec.json.Encoder()
-_DECODERS: Final[dict[type[Candle], msgspec.json.Decoder[Candle]]] = {
-    Candle: msgspec.json.Decoder(Candle),
-    UnifiedCandle: msgspec.json.Decoder(UnifiedCandle),
-}
 _CANDLE_FIELDS: Final = Candle.__struct_fields__
 UNCONDITIONAL_MODE: Final = b"0"
 VERSIONED_MODE: Final = b"1"
 RETRY_MODE: Final = b"2"
+MAX_TTL_SECONDS: Final = 10**12
+"""The longest TTL a cache accepts: EXPIRE takes it, and it stays exact wherever it is a number (Lua, JavaScript)."""
+MAX_CANDLES: Final = 2**32 - 1
+"""The most candles a series may keep: what a sorted set can hold."""
 
 
-def validate_settings(ttl_seconds: int | None, max_candles: int, retries: int = 0) -> None:
-    """Check a cache's settings once, when it is made."""
+def validate_settings(
+    ttl_seconds: int | None, max_candles: int, retries: int = 0, retry_timeout_s: float = 1.0
+) -> None:
+    """Check a cache's settings once, when it is made: no accepted setting can make a write fail."""
     if type(retries) is not int or retries < 0:
         raise ValidationError("retries", retries, "must be an int >= 0")
-    if ttl_seconds is not None and (type(ttl_seconds) is not int or ttl_seconds <= 0):
-        raise ValidationError("ttl_seconds", ttl_seconds, "must be an int > 0, or None for no expiry")
-    if type(max_candles) is not int or max_candles <= 0:
-        raise ValidationError("max_candles", max_candles, "must be an int > 0")
+    if ttl_seconds is not None and (type(ttl_seconds) is not int or not 0 < ttl_seconds <= MAX_TTL_SECONDS):
+        raise ValidationError(
+            "ttl_seconds", ttl_seconds, f"must be an int from 1 to {MAX_TTL_SECONDS}, or None for no expiry"
+        )
+    if type(max_candles) is not int or not 0 < max_candles <= MAX_CANDLES:
+        raise ValidationError("max_candles", max_candles, f"must be an int from 1 to {MAX_CANDLES}")
+    if (
+        isinstance(retry_timeout_s, bool)
+        or not isinstance(retry_timeout_s, int | float)
+        or not 0 < retry_timeout_s < math.inf
+    ):
+        raise ValidationError("retry_timeout_s", retry_timeout_s, "must be a finite number of seconds > 0")
 
 
 def checked_candle(candle: object, where: str = "candle") -> Candle:
-    """``candle`` itself, once it is known to be a Candle (valid by construction); errors name ``where``."""
+    """``candle``, checked again: a Candle whose every field passes its rules; errors name ``where``.
+
+    A Candle is checked when it is made, decoded or changed; checking again here
+    (the fast path costs a fraction of a microsecond) stops a value put in by
+    ``msgspec.structs.force_setattr`` from reaching the server.
+    """
     if not isinstance(candle, Candle):
         raise ValidationError(where, candle, "must be a Candle or UnifiedCandle")
+    try:
+        candle.__post_init__()
+    except ValidationError as error:
+        raise error.at(where) from None
     return candle
 
 
@@ -68,28 +98,32 @@ def as_plain_candle(candle: Candle) -> Candle:
     return Candle(**{name: getattr(candle, name) for name in _CANDLE_FIELDS})
 
 
-def encode_candle(candle: Candle) -> bytes:
-    """The candle's JSON: the Node service's field names and order, unset optionals left out."""
-    return _ENCODER.encode(candle)
-
-
 @dataclass(slots=True)
 class ScriptCall:
     """One call of ``versioned_write.lua``: one key and the candles of the batch that belong to it."""
 
     key: str
-    header: tuple[bytes, int, int, str]
+    mode: bytes
+    ttl_seconds: int
+    max_candles: int
+    channel: str
     candles: list[Candle] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
 
-    def args(self, *, retry: bool = False) -> tuple[Any, ...]:
+    def args(self, *, retry: bool = False) -> Command:
         """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob.
 
         A retried versioned call runs in mode "2": a candle the key already holds
         byte for byte reports 1, since an earlier attempt of this call may have stored it.
         """
-        mode = RETRY_MODE if retry and self.header[0] == VERSIONED_MODE else self.header[0]
-        return (mode, *self.header[1:], _ENCODER.encode_lines(self.candles))
+        mode = RETRY_MODE if retry and self.mode == VERSIONED_MODE else self.mode
+        return (mode, self.ttl_seconds, self.max_candles, self.channel, _ENCODER.encode_lines(self.candles))
+
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
+        """The EVALSHA (or, after NOSCRIPT, EVAL) command for this call."""
+        if by_sha:
+            return ("EVALSHA", sha, 1, self.key, *self.args(retry=retry))
+        return ("EVAL", source, 1, self.key, *self.args(retry=retry))
 
 
 @dataclass(slots=True)
@@ -107,6 +141,15 @@ class WritePlan:
                 results[position] = written == 1
         return results
 
+    def partial_results(self, replies: Sequence[Sequence[int] | None]) -> list[bool | None]:
+        """``results`` where some calls have no reply: their candles are None."""
+        results: list[bool | None] = [None] * self.size
+        for call, reply in zip(self.calls, replies, strict=True):
+            if reply is not None:
+                for position, written in zip(call.positions, reply, strict=True):
+                    results[position] = written == 1
+        return results
+
 
 def plan_write(
     user_id: int,
@@ -118,147 +161,33 @@ def plan_write(
     max_candles: int,
     publish_close: bool = False,
 ) -> WritePlan:
-    """Check the whole batch, then group it by key into script calls. Raises before any I/O.
-
-    A ``Candle`` is valid by construction: it is checked when it is made, decoded
-    or changed, so only the type and the key parts are left to check here.
-    """
+    """Check the whole batch, then group it by key into script calls. Raises before any I/O."""
     check_ids(user_id, exchange_id)
-    header = (VERSIONED_MODE if versioned else UNCONDITIONAL_MODE, ttl_seconds or 0, max_candles, "")
+    mode = VERSIONED_MODE if versioned else UNCONDITIONAL_MODE
     calls: dict[tuple[str, str], ScriptCall] = {}
     position = -1
     for position, candle in enumerate(candles):
-        if not isinstance(candle, Candle):
-            checked_candle(candle, f"candles[{position}]")  # raises, naming the position
+        checked_candle(candle, f"candles[{position}]")
         series = (candle.symbol, candle.timeframe)
         call = calls.get(series)
         if call is None:
-            call = calls[series] = _new_call(user_id, exchange_id, candle, position, header, publish_close)
+            try:
+                key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
+                channel = candle_close_channel(user_id, exchange_id, *series) if publish_close else ""
+            except ValidationError as error:
+                raise error.at(f"candles[{position}]") from None
+            call = calls[series] = ScriptCall(key, mode, ttl_seconds or 0, max_candles, channel)
         call.candles.append(candle if versioned else as_plain_candle(candle))
         call.positions.append(position)
     return WritePlan(list(calls.values()), position + 1)
 
 
-def _new_call(
-    user_id: int,
-    exchange_id: int,
-    candle: Candle,
-    position: int,
-    header: tuple[bytes, int, int, str],
-    publish_close: bool,
-) -> ScriptCall:
-    try:
-        key = candle_key(user_id, exchange_id, candle.symbol, candle.timeframe)
-        if publish_close:
-            header = (*header[:3], candle_close_channel(user_id, exchange_id, candle.symbol, candle.timeframe))
-    except ValidationError as error:
-        raise error.at(f"candles[{position}]") from None
-    return ScriptCall(key, header)
-
-
-def script_command(call: ScriptCall, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> tuple[Any, ...]:
-    """The EVALSHA (or, after NOSCRIPT, EVAL) command for one script call."""
-    args = call.args(retry=retry)
-    return ("EVALSHA", sha, 1, call.key, *args) if by_sha else ("EVAL", source, 1, call.key, *args)
-
-
-class Outcome(Enum):
-    """What one script call's outcome asks of the write loop."""
-
-    REPLY = "reply"  # done
-    NOSCRIPT = "noscript"  # not run: send again by EVAL
-    AMBIGUOUS = "ambiguous"  # may or may not have run: send again as a retry, after a pause
-    RESEND = "resend"  # not run (redirected, cluster busy): send again after a pause
-    FAIL = "fail"  # an error no retry can fix: raise it
-
-
-class ReplyCollector:
-    """Gathers the replies of a plan's script calls over one or more round trips.
-
-    The first round sends every call by EVALSHA. A call that met NOSCRIPT (the
-    server lost its script cache: SCRIPT FLUSH, restart, failover) did nothing,
-    so it is sent again by EVAL, which carries the script itself and cannot meet
-    NOSCRIPT however often the cache is flushed meanwhile. After a failure that
-    leaves it unknown whether the pending calls were applied (a timeout, a
-    dropped connection), every later round is sent as a retry.
-    """
-
-    def __init__(self, plan: WritePlan) -> None:
-        self.plan = plan
-        self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
-        self.pending: list[int] = list(range(len(plan.calls)))
-        self.by_sha = True
-        self.retry = False
-
-    def commands(self, sha: str, source: str) -> list[tuple[Any, ...]]:
-        """The commands for the calls still pending."""
-        return [
-            script_command(self.plan.calls[i], sha, source, by_sha=self.by_sha, retry=self.retry) for i in self.pending
-        ]
-
-    def accept(self, outcomes: Sequence[object], classify: Callable[[object], Outcome]) -> BaseException | None:
-        """Take the outcomes of the pending calls, in order.
-
-        Returns the first failure that needs a pause before the next round (None
-        when every call has its reply, or only NOSCRIPT is left to resend); raises
-        an outcome that is an error no retry can fix.
-        """
-        pending, trouble = [], None
-        for index, outcome in zip(self.pending, outcomes, strict=True):
-            kind = classify(outcome)
-            if kind is Outcome.REPLY:
-                self.replies[index] = cast(Sequence[int], outcome)
-                continue
-            if kind is Outcome.FAIL:
-                raise cast(BaseException, outcome)
-            pending.append(index)
-            if kind is Outcome.NOSCRIPT:
-                self.by_sha = False
-                continue
-            if kind is Outcome.AMBIGUOUS:
-                self.retry = True
-            trouble = trouble or cast(BaseException, outcome)
-        self.pending = pending
-        return trouble
-
-    def results(self) -> list[bool]:
-        if self.pending:
-            raise RuntimeError(f"{len(self.pending)} script calls got no reply")
-        return self.plan.results(self.replies)  # type: ignore[arg-type]
-
-
-def decode_candles(members: Iterable[bytes | str], model: type[CandleT], key: str) -> list[CandleT]:
-    """Stored members decoded into ``model``; a member that is not a valid candle raises, naming the key.
-
-    Asked for ``UnifiedCandle``, a member stored in the plain Candle schema (by
-    ``add_candle`` here or ``addCandle`` in the Node service: no ``exchange``) comes
-    back as a ``Candle``: it has no versioned fields to return.
-    """
-    decoder = _DECODERS.get(model) or msgspec.json.Decoder(model)
-    plain = _DECODERS[Candle] if issubclass(model, UnifiedCandle) else None
-    out = []
-    for member in members:
-        try:
-            out.append(decoder.decode(member))
-        except msgspec.ValidationError as error:
-            if plain is not None and "missing required field `exchange`" in str(error):
-                try:
-                    out.append(plain.decode(member))
-                    continue
-                except msgspec.ValidationError:
-                    pass
-            raise ValidationError(f"member of {key}", member, f"is not a valid {model.__name__} ({error})") from None
-        except msgspec.DecodeError as error:
-            raise ValidationError(f"member of {key}", member, f"is not valid JSON ({error})") from None
-    return out  # type: ignore[return-value]
-
-
 @dataclass(frozen=True, slots=True)
-class Query:
+class Query(Generic[ResultT]):
     """One Redis command and how to turn its reply into the facade's result."""
 
-    command: tuple[str | int | bytes, ...]
-    decode: Callable[[Any], Any]
+    command: Command
+    decode: Callable[[Any], ResultT]
 
 
 def _as_int(reply: Any) -> int:
@@ -276,51 +205,53 @@ def _check_model(model: object) -> type[Candle]:
 
 
 def recent_candles_query(
-    user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int, model: type[Candle]
-) -> Query:
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int, model: type[CandleT]
+) -> Query[list[CandleT]]:
     """The newest ``count`` candles, ascending by timestamp."""
     if type(count) is not int or count <= 0:
         raise ValidationError("count", count, "must be an int > 0")
     key = candle_key(user_id, exchange_id, symbol, timeframe)
-    model = _check_model(model)
-    return Query(("ZRANGE", key, -count, -1), lambda members: decode_candles(members, model, key))
+    _check_model(model)
+    return Query(("ZRANGE", key, -count, -1), lambda members: decode_members(members, model, key))  # type: ignore[arg-type,return-value]
 
 
 def candles_in_range_query(
-    user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, model: type[Candle]
-) -> Query:
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, model: type[CandleT]
+) -> Query[list[CandleT]]:
     """Candles with ``start <= timestamp <= end``, ascending."""
     for name, value in (("start", start), ("end", end)):
         if type(value) is not int:
             raise ValidationError(name, value, "must be an int (milliseconds)")
     key = candle_key(user_id, exchange_id, symbol, timeframe)
-    model = _check_model(model)
-    return Query(("ZRANGEBYSCORE", key, start, end), lambda members: decode_candles(members, model, key))
+    _check_model(model)
+    return Query(("ZRANGEBYSCORE", key, start, end), lambda members: decode_members(members, model, key))  # type: ignore[arg-type,return-value]
 
 
-def latest_candle_query(user_id: int, exchange_id: int, symbol: str, timeframe: str, model: type[Candle]) -> Query:
+def latest_candle_query(
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, model: type[CandleT]
+) -> Query[CandleT | None]:
     """The newest candle, or None when the series is empty."""
     key = candle_key(user_id, exchange_id, symbol, timeframe)
-    model = _check_model(model)
+    _check_model(model)
 
-    def decode(members: list[bytes]) -> Candle | None:
-        found = decode_candles(members, model, key)
-        return found[-1] if found else None
+    def decode(members: list[bytes]) -> CandleT | None:
+        found = decode_members(members, model, key)
+        return found[-1] if found else None  # type: ignore[return-value]
 
     return Query(("ZRANGE", key, -1, -1), decode)
 
 
-def candle_count_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query:
+def candle_count_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query[int]:
     return Query(("ZCARD", candle_key(user_id, exchange_id, symbol, timeframe)), _as_int)
 
 
-def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query:
+def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query[None]:
     return Query(("DEL", candle_key(user_id, exchange_id, symbol, timeframe)), _none)
 
 
 def publish_query(
     channel_of: Callable[[int, int, str, str], str], user_id: int, exchange_id: int, candle: Candle
-) -> Query:
+) -> Query[int]:
     """PUBLISH the candle's JSON on ``channel_of(...)`` of its series; the reply is the receiver count."""
     candle = checked_candle(candle)
     channel = channel_of(user_id, exchange_id, candle.symbol, candle.timeframe)

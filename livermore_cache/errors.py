@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ValidationError"]
+from redis.exceptions import RedisError
+
+__all__ = ["PartialWriteError", "ValidationError"]
 
 
 class ValidationError(ValueError):
@@ -20,3 +22,25 @@ class ValidationError(ValueError):
     def at(self, prefix: str) -> ValidationError:
         """The same error, with ``prefix`` (such as ``candles[3]``) before the field name."""
         return ValidationError(f"{prefix}.{self.field}", self.value, self.rule)
+
+
+class PartialWriteError(RedisError):
+    """A batch write applied some of its series and not others.
+
+    ``results`` holds, in input order, the result of each candle of an applied
+    series (True: written and still stored) and None for each candle of a series
+    that failed; ``errors`` maps each failed series' key to its error. Close
+    events were published for exactly the applied series' winning candles.
+    Sending the whole batch again is safe; candles of the applied series then
+    report False (they are already stored), so act on ``results`` here.
+    """
+
+    def __init__(self, results: list[bool | None], errors: dict[str, BaseException]) -> None:
+        self.results = results
+        self.errors = errors
+        applied = sum(1 for r in results if r is not None)
+        detail = "; ".join(f"{key}: {type(error).__name__}: {error}" for key, error in errors.items())
+        super().__init__(
+            f"{len(errors)} series failed and the rest were applied ({applied} of {len(results)} candles "
+            f"have a result): {detail}"
+        )

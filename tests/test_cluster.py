@@ -118,7 +118,7 @@ def test_close_events_on_a_cluster(cluster: ClusterProcess) -> None:
 def test_subscribing_through_the_cluster_client(cluster_cache: Any) -> None:
     """subscribe_closes on a RedisCluster facade (ClusterPubSub), sync and asyncio."""
     subscription = cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
-    if hasattr(subscription, "start"):
+    if hasattr(subscription, "aclose"):  # the asyncio subscription
         subscription = AsyncAsSync(subscription, cluster_cache.loop)
         subscription.start()
     try:

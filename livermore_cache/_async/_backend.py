@@ -1,0 +1,83 @@
+"""What the asyncio write path does differently from the sync one, beyond ``await`` (hand-written; see ``_sync``).
+
+The rest of this package is the source of the generated sync code; this module
+and its sync twin hold the few operations that are not the same code with
+``await`` removed: sleeping, fanning a round out to cluster nodes (all at once
+here, one after another there), a cluster node's connections, the lazy set-up
+of an asyncio client, and the client classes each facade accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio
+import redis.asyncio.cluster
+
+from livermore_cache import _compat
+
+__all__ = [
+    "CLIENT_TYPES",
+    "CLUSTER_TYPES",
+    "check_pubsub",
+    "each_node",
+    "holding",
+    "node_connection",
+    "ready",
+    "release_node_connection",
+    "sleep",
+    "subscribed",
+]
+
+T = TypeVar("T")
+SubscriptionT = TypeVar("SubscriptionT")
+
+CLIENT_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+CLUSTER_TYPES = (redis.asyncio.cluster.RedisCluster,)
+sleep = asyncio.sleep
+
+
+async def ready(client: Any) -> None:
+    """Make the client ready: the asyncio cluster client loads its slot map, a single-connection client connects."""
+    await client.initialize()
+
+
+def holding(lock: Any) -> Any:
+    """``async with holding(lock)``: the client's own lock around its single connection, if it has one."""
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+async def each_node(
+    send: Callable[[Any, list[T]], Awaitable[list[Any]]], groups: Sequence[tuple[Any, list[T]]]
+) -> list[list[Any]]:
+    """``send`` to every node at once; results in the order of ``groups``."""
+    return list(await asyncio.gather(*(send(node, batch) for node, batch in groups)))
+
+
+async def node_connection(node: Any) -> Any:
+    return node.acquire_connection()
+
+
+async def release_node_connection(node: Any, connection: Any) -> None:
+    _compat.async_release_node_connection(node, connection)
+
+
+def check_pubsub(client: Any) -> None:
+    """Refuse a subscription that this redis-py cannot make: pub/sub on an asyncio cluster client needs 8.0."""
+    if isinstance(client, CLUSTER_TYPES) and not _compat.ASYNC_CLUSTER_PUBSUB:
+        raise RuntimeError(
+            "subscribing through redis.asyncio.cluster.RedisCluster needs redis-py 8.0 or newer "
+            f"(this is {'.'.join(map(str, _compat.REDIS_PY_VERSION))}); subscribe through the sync "
+            "redis.cluster.RedisCluster, or a redis.asyncio.Redis client of one cluster node"
+        )
+
+
+def subscribed(subscription: SubscriptionT) -> SubscriptionT:
+    """What ``subscribe_closes`` returns: here as made, since a constructor cannot await.
+
+    It subscribes on ``start()``, on entering its ``async with`` block, or on the first read.
+    """
+    return subscription

@@ -1,0 +1,202 @@
+"""``AsyncCandleCache``: the asyncio facade over ``redis.asyncio.Redis`` and ``redis.asyncio.cluster.RedisCluster``.
+
+A thin shell: arguments, validation and reply decoding come from ``core``, the
+retry decisions from ``retry``, the sending from ``transport``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar, overload
+
+import redis.asyncio
+import redis.asyncio.cluster
+
+from livermore_cache import core
+from livermore_cache.base import CacheBase
+from livermore_cache.keys import candle_channel, candle_close_channel
+from livermore_cache.models import Candle
+
+from . import _backend
+from .subscription import AsyncCloseSubscription
+from .transport import ClusterRounds, ServerRounds, write
+
+__all__ = ["AsyncCandleCache"]
+
+CandleT = TypeVar("CandleT", bound=Candle)
+ResultT = TypeVar("ResultT")
+
+
+class AsyncCandleCache(CacheBase):
+    """Candle series in Redis sorted sets, written atomically by one Lua script per key.
+
+    ``ttl_seconds`` is set on a series after every write (None: never expire);
+    ``max_candles`` is how many members a series keeps (the newest, by timestamp);
+    a write that meets a timeout, a dropped connection or a busy server is sent
+    again up to ``retries`` times (backoff from 50 ms to 500 ms), and no new
+    attempt starts once ``retry_timeout_s`` have passed since the call began.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        ttl_seconds: int | None = 86400,
+        max_candles: int = 1000,
+        retries: int = 20,
+        retry_timeout_s: float = 10.0,
+    ) -> None:
+        if not isinstance(client, _backend.CLIENT_TYPES):
+            raise TypeError(
+                f"{type(self).__name__} needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client "
+                f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
+            )
+        super().__init__(
+            client, ttl_seconds=ttl_seconds, max_candles=max_candles, retries=retries, retry_timeout_s=retry_timeout_s
+        )
+        self._rounds = ClusterRounds(client) if isinstance(client, _backend.CLUSTER_TYPES) else ServerRounds(client)
+
+    # writes
+
+    async def add_candle(self, user_id: int, exchange_id: int, candle: Candle) -> None:
+        """Store the candle, replacing whatever its series holds at its timestamp (the Node service's ``addCandle``)."""
+        await self.add_candles(user_id, exchange_id, [candle])
+
+    async def add_candles(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> None:
+        """Store every candle unconditionally, atomically per series, in one round trip."""
+        await self._write(self._plan(user_id, exchange_id, candles, versioned=False))
+
+    async def add_candle_if_newer(
+        self, user_id: int, exchange_id: int, candle: Candle, *, publish_close: bool = False
+    ) -> bool:
+        """Store the candle unless its series holds a newer or equal sequence at that timestamp.
+
+        With ``publish_close``, the same script call PUBLISHes the stored JSON on the
+        series' ``candle_close_channel`` if, and only if, the candle was written.
+        """
+        return (await self.add_candles_if_newer(user_id, exchange_id, [candle], publish_close=publish_close))[0]
+
+    async def add_candles_if_newer(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, publish_close: bool = False
+    ) -> list[bool]:
+        """Versioned write of a batch that may span many series; per candle, in input order, whether it was stored.
+
+        With ``publish_close``, each candle that reports True is PUBLISHed on its series'
+        ``candle_close_channel`` inside the same script call, in the order the writes were applied.
+        Raises ``PartialWriteError`` when some series were applied and others failed.
+        """
+        return await self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
+
+    async def _write(self, plan: core.WritePlan) -> list[bool]:
+        if not plan.calls:
+            return plan.results([])
+        return await write(
+            plan,
+            self._scripts.versioned_write,
+            self._rounds,
+            retries=self.retries,
+            retry_timeout_s=self.retry_timeout_s,
+            stats=self.stats,
+        )
+
+    # reads
+
+    @overload
+    async def get_recent_candles(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...
+    ) -> list[Candle]: ...
+    @overload
+    async def get_recent_candles(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
+    ) -> list[CandleT]: ...
+    async def get_recent_candles(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        count: int = 100,
+        *,
+        model: type[CandleT] = Candle,  # type: ignore[assignment]
+    ) -> list[CandleT]:
+        """The newest ``count`` candles of the series, ascending by timestamp."""
+        return await self._run(core.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))
+
+    @overload
+    async def get_candles_in_range(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Candle]: ...
+    @overload
+    async def get_candles_in_range(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
+    ) -> list[CandleT]: ...
+    async def get_candles_in_range(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        model: type[CandleT] = Candle,  # type: ignore[assignment]
+    ) -> list[CandleT]:
+        """Candles with ``start <= timestamp <= end`` (ms), ascending."""
+        return await self._run(core.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model))
+
+    @overload
+    async def get_latest_candle(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Candle | None: ...
+    @overload
+    async def get_latest_candle(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
+    ) -> CandleT | None: ...
+    async def get_latest_candle(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        *,
+        model: type[CandleT] = Candle,  # type: ignore[assignment]
+    ) -> CandleT | None:
+        """The newest candle of the series, or None."""
+        return await self._run(core.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
+
+    async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
+        """How many members the series holds."""
+        return await self._run(core.candle_count_query(user_id, exchange_id, symbol, timeframe))
+
+    async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
+        """Delete the series."""
+        await self._run(core.clear_candles_query(user_id, exchange_id, symbol, timeframe))
+
+    # pub/sub
+
+    async def publish_update(self, user_id: int, exchange_id: int, candle: Candle) -> int:
+        """PUBLISH the candle on its ``candle_channel``; returns the number of receivers."""
+        return await self._run(core.publish_query(candle_channel, user_id, exchange_id, candle))
+
+    async def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
+        """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
+        return await self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))
+
+    def subscribe_closes(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        *,
+        backfill: bool = True,
+    ) -> AsyncCloseSubscription:
+        """``CandleClose`` events; a symbol or timeframe left out subscribes by pattern.
+
+        The sync facade returns it subscribed; the asyncio one subscribes it on
+        ``start()``, on entering its ``async with`` block, or on the first read.
+        """
+        _backend.check_pubsub(self.client)
+        subscription = AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
+        return _backend.subscribed(subscription)
+
+    async def _run(self, query: core.Query[ResultT]) -> ResultT:
+        return query.decode(await self.client.execute_command(*query.command))

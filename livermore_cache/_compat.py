@@ -1,0 +1,140 @@
+"""Every redis-py API the library touches beyond the documented command methods, in one place.
+
+The write path sends script calls over connections it takes itself (see
+``retry`` for why), so it needs a few of redis-py's connection internals. Each is
+named here with the releases it covers; CI runs the suite on redis-py 5.0, 5.3,
+6.4, 7.4 and the newest 8.x (``make test-compat``), so the next release that
+changes one of them breaks here and nowhere else.
+
+================================  =============================================
+API                               releases and differences
+================================  =============================================
+``ConnectionPool.get_connection`` 5.0-5.2 require a command name; 5.3+ take no
+                                  argument and warn (DeprecationWarning) when
+                                  given one. Detected by signature.
+``Connection.retry``              5.0+: the policy ``connect()`` applies; the
+                                  write path swaps in a no-retry policy for its
+                                  own connects so that they cannot stretch a round.
+``Connection.pack_commands``,     5.0+, sync and asyncio: unchanged.
+``send_packed_command``,
+``read_response``, ``disconnect``
+``Redis.connection``              5.0+: the one connection of a client made
+                                  with ``single_connection_client=True``;
+``Redis.single_connection_lock``  sync 7.2+ (a lock around it; absent before);
+``Redis._single_conn_lock``       asyncio 5.0+.
+``RedisCluster.get_node_from_key``5.0+, sync and asyncio.
+``RedisCluster.get_node``         5.0+ (host=, port=).
+``RedisCluster.nodes_manager``    5.0+: ``initialize()`` reloads the slot map.
+``ClusterNode.redis_connection``  sync 5.0+: the node's ``Redis`` client.
+``ClusterNode.acquire_connection``asyncio 5.0+.
+``ClusterNode.release``           asyncio 6.2+; before, the free list
+                                  ``ClusterNode._free`` takes it back.
+``RedisCluster.pubsub``           asyncio 8.0+ only (sync 5.0+).
+``Connection.register_connect_callback`` 5.0+, sync and asyncio.
+================================  =============================================
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Final
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = [
+    "ASYNC_CLUSTER_PUBSUB",
+    "REDIS_PY_VERSION",
+    "async_release_node_connection",
+    "connect_once",
+    "connection_from_pool",
+    "private_connection",
+    "single_connection",
+]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+REDIS_PY_VERSION: Final = _version(redis.__version__)
+ASYNC_CLUSTER_PUBSUB: Final = REDIS_PY_VERSION >= (8, 0)
+"""``redis.asyncio.cluster.RedisCluster.pubsub`` exists from redis-py 8.0."""
+
+_NAME_REQUIRED: dict[type, bool] = {}
+
+
+def _needs_command_name(pool: Any) -> bool:
+    kind = type(pool)
+    known = _NAME_REQUIRED.get(kind)
+    if known is None:
+        parameter = inspect.signature(pool.get_connection).parameters.get("command_name")
+        known = _NAME_REQUIRED[kind] = parameter is not None and parameter.default is inspect.Parameter.empty
+    return known
+
+
+def connection_from_pool(pool: Any) -> Any:
+    """``pool.get_connection()``, with the command name redis-py 5.0-5.2 require (an awaitable for asyncio pools)."""
+    return pool.get_connection("EVALSHA") if _needs_command_name(pool) else pool.get_connection()
+
+
+_NO_RETRY: Final = Retry(NoBackoff(), 0)
+
+
+class connect_once:
+    """Within the block, ``connection.connect()`` tries once: redis-py's own retry policy is set aside.
+
+    The write path has its own retries and deadline; redis-py's connect retries
+    (three, with backoff up to seconds, from redis-py 6) would stretch each round.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._saved: Any = None
+
+    def __enter__(self) -> None:
+        self._saved = getattr(self._connection, "retry", None)
+        if self._saved is not None:
+            self._connection.retry = _NO_RETRY
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            self._connection.retry = self._saved
+
+
+def single_connection(client: Any) -> tuple[Any, Any]:
+    """(connection, lock) of a ``single_connection_client=True`` client, or (None, None) for a pooled one.
+
+    The lock is ``single_connection_lock`` (sync, redis-py 7.2+), ``_single_conn_lock``
+    (asyncio) or None where redis-py keeps none (sync before 7.2).
+    """
+    connection = getattr(client, "connection", None)
+    if connection is None:
+        return None, None
+    return connection, getattr(client, "single_connection_lock", None) or getattr(client, "_single_conn_lock", None)
+
+
+def async_release_node_connection(node: Any, connection: Any) -> None:
+    """Give an asyncio cluster node its connection back: ``release`` (6.2+) or the free list (before)."""
+    release = getattr(node, "release", None)
+    if release is not None:
+        release(connection)
+    else:
+        node._free.append(connection)
+
+
+def private_connection(pool: Any) -> Any:
+    """A connection of the pool's class and settings that the pool never hands out, connecting without retries.
+
+    The write path sends its rounds after a failure over such a connection (and
+    closes it after the round): a pooled connection would reconnect inside
+    ``get_connection`` with redis-py's own retry policy, stretching the round.
+    """
+    connection = pool.connection_class(**pool.connection_kwargs)
+    connection.retry = _NO_RETRY
+    return connection

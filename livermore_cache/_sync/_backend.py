@@ -1,0 +1,67 @@
+"""What the sync write path does differently from the asyncio one, beyond ``await`` (hand-written; see ``_async``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+import redis.cluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from livermore_cache import _compat
+
+__all__ = [
+    "CLIENT_TYPES",
+    "CLUSTER_TYPES",
+    "check_pubsub",
+    "each_node",
+    "holding",
+    "node_connection",
+    "ready",
+    "release_node_connection",
+    "sleep",
+    "subscribed",
+]
+
+T = TypeVar("T")
+SubscriptionT = TypeVar("SubscriptionT")
+
+CLIENT_TYPES = (redis.Redis, redis.cluster.RedisCluster)
+CLUSTER_TYPES = (redis.cluster.RedisCluster,)
+sleep = time.sleep
+
+
+def ready(client: Any) -> None:
+    """Nothing to do: a sync client is ready when made."""
+
+
+def holding(lock: Any) -> Any:
+    """``with holding(lock)``: the client's own lock around its single connection, if it has one."""
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+def each_node(send: Callable[[Any, list[T]], list[Any]], groups: Sequence[tuple[Any, list[T]]]) -> list[list[Any]]:
+    """``send`` to each node in turn; results in the order of ``groups``."""
+    return [send(node, batch) for node, batch in groups]
+
+
+def node_connection(node: Any) -> Any:
+    if node.redis_connection is None:
+        raise RedisConnectionError(f"no client for cluster node {node.name} yet")
+    return _compat.connection_from_pool(node.redis_connection.connection_pool)
+
+
+def release_node_connection(node: Any, connection: Any) -> None:
+    node.redis_connection.connection_pool.release(connection)
+
+
+def check_pubsub(client: Any) -> None:
+    """Every sync client of the supported redis-py releases can subscribe."""
+
+
+def subscribed(subscription: SubscriptionT) -> SubscriptionT:
+    """What ``subscribe_closes`` returns: subscribed already, so that no event published after the call is missed."""
+    return subscription.start()  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,235 @@
+"""The write loop's decisions, free of I/O: what each outcome means, what to send next, when to give up.
+
+redis-py retries a command that met a timeout or a dropped connection on its
+own, silently. For the versioned write that would be wrong: the first attempt
+may have been applied, and a silent retry would then report its candles as
+skipped. So the write path sends its script calls itself, one *round* (one
+round trip per server) at a time, and ``WriteRounds`` decides after each round:
+
+- a reply is final for its script call;
+- NOSCRIPT (the server lost its script cache) means not run: the call is sent
+  again at once by EVAL, which carries the script and cannot meet NOSCRIPT;
+- BUSY, LOADING, TRYAGAIN, CLUSTERDOWN, MOVED/ASK, and READONLY from a demoted
+  cluster primary mean not run: sent again after a pause;
+- a timeout or a dropped connection leaves it unknown whether the call ran:
+  sent again after a pause, and every later round runs in the script's retry
+  mode, where a candle the key holds byte for byte reports True;
+- any other error reply (WRONGTYPE, OOM, READONLY from a standalone replica) is
+  final for its call only; the other calls of the batch go on.
+
+A new round starts only while the retry budget (``retries``) and the deadline
+(``retry_timeout_s`` from the start of the call) both allow it. When every call
+has a final outcome, ``results()`` gives the per-candle results, or raises: the
+error itself when every series failed, ``PartialWriteError`` when some did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final, cast
+
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .core import Command, WritePlan
+from .errors import PartialWriteError
+
+__all__ = [
+    "AMBIGUOUS_ERRORS",
+    "Outcome",
+    "WriteRounds",
+    "WriteStats",
+    "backoff_s",
+    "classify",
+]
+
+AMBIGUOUS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+"""Failures after which a call may or may not have been applied."""
+_NOT_RUN: Final = (BusyLoadingError, AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
+"""Replies that say the call was not run (LOADING, MOVED is an AskError, a slot map with a hole)."""
+_BUSY_PREFIX: Final = "BUSY "
+
+
+class Outcome(Enum):
+    """What one script call's outcome in a round asks of the write loop."""
+
+    REPLY = "reply"  # final: the script's reply
+    NOSCRIPT = "noscript"  # not run: send again at once, by EVAL
+    NOT_RUN = "not run"  # not run: send again after a pause
+    AMBIGUOUS = "ambiguous"  # may or may not have run: send again after a pause, in retry mode
+    FAIL = "fail"  # final: an error no retry can fix
+
+
+def classify(outcome: object, *, cluster: bool) -> Outcome:
+    """The kind of one call's outcome: a reply, or the exception that stands for an error reply or a failure."""
+    if not isinstance(outcome, BaseException):
+        return Outcome.REPLY
+    if isinstance(outcome, NoScriptError):
+        return Outcome.NOSCRIPT
+    if isinstance(outcome, _NOT_RUN):
+        return Outcome.NOT_RUN
+    if isinstance(outcome, ReadOnlyError):
+        # A cluster primary that was demoted: the slot map is stale. A standalone replica: no retry helps.
+        return Outcome.NOT_RUN if cluster else Outcome.FAIL
+    if isinstance(outcome, AMBIGUOUS_ERRORS):
+        return Outcome.AMBIGUOUS
+    if isinstance(outcome, ResponseError) and str(outcome).startswith(_BUSY_PREFIX):
+        return Outcome.NOT_RUN  # another client's script is running: ours was not started
+    return Outcome.FAIL
+
+
+def backoff_s(attempt: int) -> float:
+    """The pause before retry ``attempt`` (1, 2, ...): exponential from 50 ms, capped at 500 ms."""
+    return float(min(0.05 * 2 ** (attempt - 1), 0.5))
+
+
+@dataclass
+class WriteStats:
+    """Counters of what the write path had to absorb, for monitoring (and for the tests that cause it)."""
+
+    retried_rounds: int = 0
+    """Rounds sent again after a failure: timeouts, dropped connections, BUSY, MOVED/ASK/TRYAGAIN/CLUSTERDOWN."""
+    noscript_calls: int = 0
+    """Script calls that met NOSCRIPT and were sent again by EVAL."""
+    last_failure: str = ""
+
+
+_MAYBE_APPLIED: Final = (
+    "livermore_cache: it may or may not have been applied (an earlier attempt met a timeout or a dropped "
+    "connection). Sending the same candles again is safe: the versioned write is idempotent."
+)
+_READONLY_NOTE: Final = (
+    "livermore_cache: the server is a replica (READONLY): nothing was written. Point the client at the "
+    "primary (with Sentinel: Sentinel(...).master_for(...))."
+)
+
+
+class WriteRounds:
+    """The state of one batch write across its rounds: pending calls, replies, errors, mode, budget and deadline."""
+
+    def __init__(
+        self,
+        plan: WritePlan,
+        sha: str,
+        source: str,
+        *,
+        retries: int,
+        deadline: float,
+        cluster: bool = False,
+        stats: WriteStats | None = None,
+    ) -> None:
+        self.plan = plan
+        self.sha, self.source = sha, source
+        self.retries, self.deadline, self.cluster = retries, deadline, cluster
+        self.stats = stats if stats is not None else WriteStats()
+        self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
+        self.errors: dict[int, BaseException] = {}
+        self.pending: list[int] = list(range(len(plan.calls)))
+        self.by_sha = True
+        self.retry_mode = False
+        self.failed_rounds = 0
+        self.gave_up = ""
+        """Why no further round was sent, when the budget or the deadline ended the write."""
+
+    def next_round(self) -> list[Command] | None:
+        """The commands of the next round, or None when every call has a final outcome."""
+        if not self.pending:
+            return None
+        calls = self.plan.calls
+        return [
+            calls[i].command(self.sha, self.source, by_sha=self.by_sha, retry=self.retry_mode) for i in self.pending
+        ]
+
+    def feed(self, outcomes: Sequence[object], now: float) -> float:
+        """Take a round's outcomes (in the order of its commands) at time ``now``: the pause before the next round.
+
+        0.0 means: send the next round at once (only NOSCRIPT is left, or nothing).
+        When the budget or the deadline forbids another round, the calls still
+        pending take their latest failure as final, and ``next_round`` returns None.
+        """
+        pending: list[int] = []
+        latest: dict[int, BaseException] = {}
+        trouble: BaseException | None = None
+        noscript = 0
+        for index, outcome in zip(self.pending, outcomes, strict=True):
+            kind = classify(outcome, cluster=self.cluster)
+            if kind is Outcome.REPLY:
+                self.replies[index] = cast(Sequence[int], outcome)
+                continue
+            assert isinstance(outcome, BaseException)
+            if kind is Outcome.FAIL:
+                self.errors[index] = outcome
+                continue
+            pending.append(index)
+            latest[index] = outcome
+            if kind is Outcome.NOSCRIPT:
+                noscript += 1
+                continue
+            if kind is Outcome.AMBIGUOUS:
+                self.retry_mode = True
+            trouble = trouble or outcome
+        if noscript and self.by_sha:
+            self.stats.noscript_calls += noscript
+            self.by_sha = False
+        self.pending = pending
+        if trouble is None:
+            return 0.0
+        self.failed_rounds += 1
+        self.stats.retried_rounds += 1
+        self.stats.last_failure = f"{type(trouble).__name__}: {trouble}"
+        pause = backoff_s(self.failed_rounds)
+        if self.failed_rounds > self.retries:
+            self.gave_up = f"gave up after {self.retries} retries (retries={self.retries})"
+        elif now + pause >= self.deadline:
+            self.gave_up = f"gave up after {self.failed_rounds - 1} retries: the retry_timeout_s deadline has passed"
+        if self.gave_up:
+            self.errors.update(latest)
+            self.pending = []
+            return 0.0
+        return pause
+
+    def results(self) -> list[bool]:
+        """Per candle, in input order, whether it was stored; raises when any series failed (see module docstring)."""
+        if self.pending:
+            raise RuntimeError(f"{len(self.pending)} script calls have no final outcome yet")
+        if not self.errors:
+            return self.plan.results(self.replies)  # type: ignore[arg-type]
+        failed = sorted(self.errors)
+        keys = {index: self.plan.calls[index].key for index in failed}
+        noted: set[int] = set()
+        for index in failed:
+            error = self.errors[index]
+            if id(error) in noted:
+                continue
+            noted.add(id(error))
+            self._annotate(error, [keys[i] for i in failed if self.errors[i] is error])
+        if len(failed) == len(self.plan.calls):
+            raise self.errors[failed[0]]
+        results = self.plan.partial_results(self.replies)
+        raise PartialWriteError(results, {keys[i]: self.errors[i] for i in failed}) from self.errors[failed[0]]
+
+    def _annotate(self, error: BaseException, keys: list[str]) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        final = classify(error, cluster=self.cluster) is Outcome.FAIL
+        if final and isinstance(error, ReadOnlyError):
+            error.add_note(_READONLY_NOTE)
+        if final and not self.retry_mode:
+            error.add_note(f"livermore_cache: series {shown} failed: the script refused it before writing anything.")
+        elif final:
+            error.add_note(f"livermore_cache: series {shown} failed.")
+        else:
+            error.add_note(f"livermore_cache: series {shown}: {self.gave_up}.")
+        if self.retry_mode:
+            error.add_note(_MAYBE_APPLIED)

@@ -65,7 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=(
             "Concurrent writers racing on the same candles: today's read-then-write (seed), WATCH/MULTI (watch), "
             "the library's atomic script per update (lua) and in batches (lua-batch), the asyncio facade, and an "
-            "unversioned ZADD ceiling. Starts a private Redis unless REDIS_URL (or --redis-url) names one."
+            "unversioned ZADD ceiling; in three workloads: the stream into empty keys, into full keys (every new "
+            "timestamp trims), and in batches of 1,000. Starts a private Redis unless REDIS_URL (or --redis-url) "
+            "names one."
         ),
     )
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="quick: about a minute; full: every W")
@@ -282,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"feed: {len(feed):,} updates for {len(highest):,} candles ({shape.symbols} series x {shape.timestamps} timestamps "
           f"x {shape.updates_per_timestamp} updates, window {shape.window}, {shape.redelivery:.0%} re-delivered)")  # fmt: skip
 
+    print("workloads: " + "; ".join(f"{w.name}: {w.title}" for w in dict.fromkeys(w for w, _, _ in plan)))
     with server(args.redis_url) as (url, description):
         with redis.Redis.from_url(url) as client:
             version = str(client.info("server").get("redis_version") or client.info("server").get("valkey_version"))

@@ -251,6 +251,8 @@ def run(
             raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
     server_cpu = _server_cpu_s(client) - cpu_before
     usec = server_usec(contestant, _commandstats(client))
+    if usec == 0 and contestant.startswith("lua"):
+        raise RuntimeError(f"{contestant}: no script call in INFO commandstats (the library calls its script how?)")
 
     stale, duplicates, memory_per_1000, members = check_cache(client, symbols, highest)
     client.close()

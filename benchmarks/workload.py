@@ -37,7 +37,7 @@ WORKLOADS = {
         Workload("stream", "the stream into empty keys"),
         Workload(
             "full-keys",
-            "full keys (every series pre-filled to max_candles: new timestamps trim)",
+            "full keys: every series pre-filled to max_candles, so new timestamps trim",
             prefilled=True,
             contestants=("seed", "watch", "lua", "lua-batch", "ceiling"),
         ),

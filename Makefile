@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast test-versions lint format typecheck bench bench-full microbench clean
+.PHONY: install generate test test-fast test-versions test-compat lint format typecheck bench bench-full microbench clean
 
 install: $(STAMP)
 
@@ -30,7 +30,14 @@ test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries fr
 	    $(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
 	done
 
-lint: install  ## ruff (lint and format check) and mypy --strict
+test-compat:  ## the non-slow suite per Python x redis-py (x hiredis) combination, venvs in .venv-compat/ (tools/compat.py)
+	$(PYTHON) tools/compat.py
+
+generate: install  ## regenerate the sync code (livermore_cache/_sync) from its asyncio source
+	$(BIN)/python tools/unasync.py
+
+lint: install  ## ruff (lint and format check), mypy --strict, and a check that the generated sync code is fresh
+	$(BIN)/python tools/unasync.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -72,7 +72,8 @@ def test_backoff_doubles_from_50_ms_and_caps_at_500_ms() -> None:
 def test_one_round_of_replies() -> None:
     state = rounds(plan())
     commands = state.next_round()
-    assert commands is not None and [c[0] for c in commands] == ["EVALSHA", "EVALSHA"]
+    assert commands is not None
+    assert [c[0] for c in commands] == ["EVALSHA", "EVALSHA"]
     assert [c[3] for c in commands] == [call.key for call in state.plan.calls]
     assert [c[4] for c in commands] == [b"1", b"1"]  # versioned mode
     assert state.feed([[1, 0], [0, 1]], now=0.0) == 0.0
@@ -86,11 +87,13 @@ def test_noscript_is_answered_at_once_by_eval() -> None:
     state.next_round()
     assert state.feed([NoScriptError("NOSCRIPT"), [1, 1]], now=0.0) == 0.0
     (command,) = state.next_round() or []
-    assert command[:2] == ("EVAL", SOURCE) and command[3] == state.plan.calls[0].key
+    assert command[:2] == ("EVAL", SOURCE)
+    assert command[3] == state.plan.calls[0].key
     assert command[4] == b"1"  # NOSCRIPT means not run: no retry mode
     state.feed([[1, 1]], now=0.0)
     assert state.results() == [True] * 4
-    assert state.stats.noscript_calls == 1 and state.stats.retried_rounds == 0
+    assert state.stats.noscript_calls == 1
+    assert state.stats.retried_rounds == 0
 
 
 def test_an_ambiguous_round_pauses_and_turns_on_retry_mode() -> None:
@@ -99,10 +102,12 @@ def test_an_ambiguous_round_pauses_and_turns_on_retry_mode() -> None:
     pause = state.feed([RedisTimeoutError("Timeout"), [1, 1]], now=0.0)
     assert pause == backoff_s(1)
     (command,) = state.next_round() or []
-    assert command[0] == "EVALSHA" and command[4] == b"2"  # retry mode: a candle held byte for byte reports 1
+    assert command[0] == "EVALSHA"
+    assert command[4] == b"2"
     state.feed([[1, 1]], now=1.0)
     assert state.results() == [True] * 4
-    assert state.stats.retried_rounds == 1 and "TimeoutError" in state.stats.last_failure
+    assert state.stats.retried_rounds == 1
+    assert "TimeoutError" in state.stats.last_failure
 
 
 def test_not_run_replies_pause_without_retry_mode() -> None:
@@ -123,7 +128,8 @@ def test_unconditional_calls_stay_unconditional_in_retry_mode() -> None:
     state.next_round()
     state.feed([RedisConnectionError("dropped")], now=0.0)
     (command,) = state.next_round() or []
-    assert command[4] == b"0" and command[5] == 0  # mode 0, no TTL
+    assert command[4] == b"0"
+    assert command[5] == 0
 
 
 def test_the_budget_ends_the_write_with_the_last_failure() -> None:
@@ -132,11 +138,13 @@ def test_the_budget_ends_the_write_with_the_last_failure() -> None:
         assert state.next_round() is not None
         error = RedisConnectionError(f"refused {attempt}")
         pause = state.feed([error], now=float(attempt))
-    assert pause == 0.0 and state.next_round() is None
+    assert pause == 0.0
+    assert state.next_round() is None
     with pytest.raises(RedisConnectionError, match="refused 2") as raised:
         state.results()
     notes = "\n".join(raised.value.__notes__)
-    assert "candles:7:1:AAA-USD:1m" in notes and "gave up after 2 retries" in notes
+    assert "candles:7:1:AAA-USD:1m" in notes
+    assert "gave up after 2 retries" in notes
     assert "may or may not have been applied" in notes
     assert state.stats.retried_rounds == 3
 
@@ -153,7 +161,8 @@ def test_the_deadline_ends_the_write_before_the_budget() -> None:
     with pytest.raises(ResponseError, match="BUSY") as raised:
         state.results()
     notes = "\n".join(raised.value.__notes__)
-    assert "retry_timeout_s deadline" in notes and "may or may not" not in notes
+    assert "retry_timeout_s deadline" in notes
+    assert "may or may not" not in notes
 
 
 def test_a_failed_series_does_not_stop_the_others() -> None:
@@ -170,7 +179,8 @@ def test_a_failed_series_does_not_stop_the_others() -> None:
     assert error.results == [True, True, None, None, True, False]
     assert error.errors == {"candles:7:1:BBB-USD:1m": wrongtype}
     assert error.__cause__ is wrongtype
-    assert "candles:7:1:BBB-USD:1m" in str(error) and "WRONGTYPE" in str(error)
+    assert "candles:7:1:BBB-USD:1m" in str(error)
+    assert "WRONGTYPE" in str(error)
 
 
 def test_a_series_that_gave_up_is_a_partial_failure_too() -> None:
@@ -206,7 +216,8 @@ def test_an_error_after_an_ambiguous_round_says_it_may_have_been_applied() -> No
     with pytest.raises(OutOfMemoryError):
         state.results()
     notes = "\n".join(oom.__notes__)
-    assert "may or may not have been applied" in notes and "before writing" not in notes
+    assert "may or may not have been applied" in notes
+    assert "before writing" not in notes
 
 
 def test_readonly_from_a_standalone_replica_fails_at_once() -> None:
@@ -218,7 +229,9 @@ def test_readonly_from_a_standalone_replica_fails_at_once() -> None:
     with pytest.raises(ReadOnlyError) as raised:
         state.results()
     notes = "\n".join(raised.value.__notes__)
-    assert "replica" in notes and "nothing was written" in notes and "may or may not" not in notes
+    assert "replica" in notes
+    assert "nothing was written" in notes
+    assert "may or may not" not in notes
     assert state.stats.retried_rounds == 0
 
 

@@ -424,9 +424,18 @@ def _indicator_ok(i: IndicatorValue) -> bool:
 # ---- encode-time checks ---------------------------------------------------------------------
 
 
+_ROOT: Final[dict[type[msgspec.Struct], str]] = {
+    Ticker: "ticker",
+    Order: "order",
+    Orderbook: "orderbook",
+    IndicatorValue: "indicator",
+}
+"""The field name an error gives a whole value (not a JSON object, not valid JSON, not the model)."""
+
+
 def _checked(value: object, model: type[_S], ok: Callable[[Any], bool], checks: _Checks) -> _S:
     if not isinstance(value, model):
-        raise ValidationError(model.__name__.lower(), value, f"must be a {model.__name__}")
+        raise ValidationError(_ROOT[model], value, f"must be a {model.__name__}")
     if not ok(value):
         _check_fields(value, checks)
     return value
@@ -509,16 +518,20 @@ def decode_indicator(data: bytes | str) -> IndicatorValue:
     return _decode(_INDICATOR_DECODER, IndicatorValue, data)
 
 
+_RAW_DECODER: Final = msgspec.json.Decoder(float_hook=float)  # 1e999 -> inf, for _explain to name it
+
+
 def _decode(decoder: msgspec.json.Decoder[_S], model: type[_S], data: bytes | str) -> _S:
+    name = _ROOT[model]
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as error:
-        if not isinstance(error, msgspec.ValidationError):
-            raise ValidationError(model.__name__.lower(), data, f"is not valid JSON ({error})") from None
+    except msgspec.ValidationError as error:
         failure = error
+    except msgspec.DecodeError as error:
+        raise ValidationError(name, data, f"is not valid JSON ({error})") from None
     # Rebuild the value from plain JSON with the models' own rules, to name the field and the value.
-    _explain(model, msgspec.json.decode(data), "")
-    raise ValidationError(model.__name__.lower(), data, f"is not a valid {model.__name__} ({failure})")
+    _explain(model, _RAW_DECODER.decode(data), "")
+    raise ValidationError(name, data, f"is not a valid {model.__name__} ({failure})")
 
 
 _FLOAT_FIELDS: Final = frozenset(
@@ -547,7 +560,7 @@ def _explain(model: type[msgspec.Struct], raw: object, where: str) -> msgspec.St
         return f"{where}.{field}" if where else field
 
     if type(raw) is not dict:
-        raise ValidationError(where or model.__name__.lower(), raw, f"must be a JSON object ({model.__name__})")
+        raise ValidationError(where or _ROOT[model], raw, f"must be a JSON object ({model.__name__})")
     checks = _BUILD_CHECKS[model]
     kwargs: dict[str, Any] = {}
     for info in msgspec.structs.fields(model):

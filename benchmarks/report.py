@@ -203,7 +203,13 @@ def _targets(axes: Any, result: dict[str, Any]) -> None:
         bound = ">=" if t["floor"] else "<="
         verdict = VERDICTS[t["met"]]
         shown = f"{t['ratio']:.2f}x" if t["ratio"] is not None else "-"
-        axes.text(value + top * 0.02, row, f"{shown}  ({bound} {t['limit']:.2f}x: {verdict})", va="center", fontsize=8)
+        axes.text(
+            max(value, t["limit"]) + top * 0.02,
+            row,
+            f"{shown}  ({bound} {t['limit']:.2f}x: {verdict})",
+            va="center",
+            fontsize=8,
+        )
     axes.set_yticks(y, [SHORT_TARGETS[t["name"]] for t in ratios], fontsize=8)
     axes.set_xlim(0, top * 1.6)
     axes.set_xlabel("measured ratio (black tick: the target)")

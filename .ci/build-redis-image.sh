@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Builds a local Docker image holding this machine's redis-server and the libraries it links,
 # for machines where no image registry is reachable: `docker import` of a minimal root filesystem.
+# The binary is redis-server on PATH, else the valkey-server of the pinned pip package (dev extra),
+# installed in the image as redis-server.
 # Usage: .ci/build-redis-image.sh [image-name]   (default livermore-redis:local)
 set -euo pipefail
 image="${1:-livermore-redis:local}"
-binary="$(command -v redis-server)"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+if ! binary="$(command -v redis-server)"; then
+  binary="$(cd "$repo" && "${VENV:-.venv}/bin/python" -m tests.servers binary valkey-9)" \
+    || { echo "no redis-server on PATH and no pip-shipped server (make install)" >&2; exit 1; }
+fi
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 

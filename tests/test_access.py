@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from livermore_cache import CandleCache, candle_close_pattern
-from tests.servers import ServerProcess, wait_until_ready
+from tests.servers import ServerProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified
 
@@ -80,25 +80,54 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+# Certificates that a strict verifier accepts (Python 3.13 sets VERIFY_X509_STRICT by default):
+# a CA with critical basicConstraints and keyUsage, a leaf for serverAuth naming 127.0.0.1.
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always, issuer
+"""
+
+
+def _config(directory: Path) -> str:
+    path = directory / "openssl.cnf"
+    path.write_text(OPENSSL_CONFIG)
+    return str(path)
+
+
 def make_ca(directory: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
-             "-days", "1", "-subj", f"/CN={name}", cwd=directory)  # fmt: skip
+    _openssl("req", "-x509", "-config", _config(directory), "-extensions", "ca", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "1", "-subj", f"/CN={name}",
+             cwd=directory)  # fmt: skip
 
 
 def make_server_cert(directory: Path, ca: str) -> None:
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=directory)  # fmt: skip
+    config = _config(directory)
+    _openssl("req", "-new", "-config", config, "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+             "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=directory)  # fmt: skip
     _openssl("x509", "-req", "-in", "server.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "1", "-extfile", "san.ext", cwd=directory)  # fmt: skip
+             "-out", "server.pem", "-days", "1", "-extfile", config, "-extensions", "server", cwd=directory)  # fmt: skip
 
 
 def test_tls(tmp_path: Path) -> None:
-    from tests.servers import local_server_binary
+    from tests.servers import local_server_binary, pip_server_binary
 
-    binary = local_server_binary()
+    binary = local_server_binary() or pip_server_binary()
     if binary is None:
-        pytest.skip("TLS test needs redis-server or valkey-server on PATH (built with TLS)")
+        pytest.fail("no redis-server or valkey-server binary to start a TLS server with")
     make_ca(tmp_path, "ca")
     make_ca(tmp_path, "wrong-ca")
     make_server_cert(tmp_path, "ca")
@@ -112,10 +141,12 @@ def test_tls(tmp_path: Path) -> None:
     try:
         url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={tmp_path / 'ca.pem'}"
         try:
-            wait_until_ready(url, timeout=10)
+            server.wait_ready(timeout=10, url=url)
         except RuntimeError:
-            if "TLS" in server.log() or server.process is None or server.process.poll() is not None:
-                pytest.skip(f"{binary} was not built with TLS: {server.log()[-300:]}")
+            exited = server.process is None or server.process.poll() is not None
+            if exited and "TLS" in server.log():
+                last = server.log().strip().splitlines()[-1]
+                pytest.skip(f"{binary} was built without TLS support: {last}")
             raise
         client = redis.Redis.from_url(url)
         cache = CandleCache(client)

@@ -38,9 +38,13 @@ _UNSAFE: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f]")
 _UNSAFE_PARAM: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f,=]")
 
 
+_MAX_SAFE_INT: Final = 2**53 - 1
+
+
 def _id(field: str, value: object) -> int:
-    if type(value) is not int or value < 0:
-        raise ValidationError(field, value, "must be a non-negative int")
+    """An id as both services write it: a JavaScript number is exact only up to 2**53 - 1, so larger ids are refused."""
+    if type(value) is not int or not 0 <= value <= _MAX_SAFE_INT:
+        raise ValidationError(field, value, f"must be an int from 0 to {_MAX_SAFE_INT}")
     return value
 
 
@@ -83,18 +87,33 @@ def orderbook_key(user_id: int, exchange_id: int, symbol: str) -> str:
 
 
 def js_string(value: object) -> str:
-    """Render ``value`` as JavaScript's ``String()`` does, so both services build the same key."""
+    """Render ``value`` as JavaScript's ``String()`` does, so both services build the same key.
+
+    An int beyond 2**53 - 1 is the nearest double in JavaScript, and renders as
+    that double does (``2**53 + 1`` -> ``9007199254740992``, ``10**21`` -> ``1e+21``).
+    Lists and objects are refused: their renderings hold ``,``, the params separator.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        if abs(value) <= _MAX_SAFE_INT:
+            return str(value)
+        try:
+            return _js_number(float(value))
+        except OverflowError:  # beyond the largest double: JavaScript would read it as Infinity
+            return "-Infinity" if value < 0 else "Infinity"
     if isinstance(value, float):
         return _js_number(value)
     if isinstance(value, str):
         return value
     raise ValidationError("params value", value, "must be a str, int, float, bool or None")
+
+
+def _utf16_order(name: str) -> bytes:
+    """JavaScript's default sort compares UTF-16 code units; big-endian UTF-16 bytes compare the same way."""
+    return name.encode("utf-16-be", "surrogatepass")
 
 
 def _js_number(value: float) -> str:
@@ -133,13 +152,15 @@ def indicator_key(
 ) -> str:
     """``indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}``, then ``:name=value,...`` when params are given.
 
-    Params are sorted by name and each value rendered as JavaScript's ``String()``
-    renders it (``True`` -> ``true``, ``12.0`` -> ``12``).
+    Params are sorted by name as JavaScript sorts (by UTF-16 code unit) and each
+    value rendered as JavaScript's ``String()`` renders it (``True`` -> ``true``,
+    ``12.0`` -> ``12``). ``params={}`` gives the trailing ``:`` the Node service
+    writes for it (an empty object is truthy in JavaScript); ``None`` gives none.
     """
     key = f"indicator:{_series(user_id, exchange_id, symbol, timeframe)}:{_segment('type', type)}"
-    if params:
+    if params is not None:
         rendered = []
-        for name in sorted(params):
+        for name in sorted(params, key=_utf16_order):
             _segment("params name", name, _UNSAFE_PARAM)
             value = params[name]
             text = js_string(value)

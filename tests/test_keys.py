@@ -36,7 +36,36 @@ def test_indicator_params_sorted_and_rendered_as_javascript() -> None:
         keys.indicator_key(1, 2, "BTC-USD", "1m", "rsi", params)
         == "indicator:1:2:BTC-USD:1m:rsi:adjust=true,k=1.5,none=null,off=false,period=14,source=close"
     )
-    assert keys.indicator_key(1, 2, "BTC-USD", "1m", "rsi", {}) == "indicator:1:2:BTC-USD:1m:rsi"
+    assert keys.indicator_key(1, 2, "BTC-USD", "1m", "rsi") == "indicator:1:2:BTC-USD:1m:rsi"
+    # the Node service writes a trailing ':' for params={} (an empty object is truthy in JavaScript)
+    assert keys.indicator_key(1, 2, "BTC-USD", "1m", "rsi", {}) == "indicator:1:2:BTC-USD:1m:rsi:"
+
+
+def test_indicator_key_matches_the_node_service_beyond_plain_inputs() -> None:
+    """Captured from the Node service's getIndicator (tests/data/node-snapshots.json)."""
+    params = {"period": 21, "source": "close", "flag": True, "nil": None, "small": 1e-07, "half": 0.5, "Zeta": 3}
+    assert (
+        keys.indicator_key(1, 1, "BTC-USD", "1h", "ema", {**params, "big": 10**21})
+        == "indicator:1:1:BTC-USD:1h:ema:Zeta=3,big=1e+21,flag=true,half=0.5,nil=null,period=21,small=1e-7,source=close"
+    )
+    # ints beyond 2**53 - 1 render as the double JavaScript holds for them
+    assert keys.js_string(2**53 + 1) == "9007199254740992"
+    assert keys.js_string(10**21) == "1e+21"
+    assert keys.js_string(-(2**60)) == "-1152921504606847000"
+    assert keys.js_string(10**400) == "Infinity"
+    # names sort by UTF-16 code unit, as Array.prototype.sort does: U+1F600 (a surrogate pair, 0xD83D...) before U+FF5E
+    name_outside_bmp, name_inside_bmp = "\U0001f600", "\uff5e"
+    assert (
+        keys.indicator_key(1, 1, "BTC-USD", "1h", "ema", {name_inside_bmp: 1, name_outside_bmp: 2})
+        == f"indicator:1:1:BTC-USD:1h:ema:{name_outside_bmp}=2,{name_inside_bmp}=1"
+    )
+
+
+@pytest.mark.parametrize("user_id", [2**53, 2**63, -1])
+def test_ids_beyond_what_a_javascript_number_holds_are_refused(user_id: int) -> None:
+    with pytest.raises(ValueError, match="user_id"):
+        keys.candle_key(user_id, 1, "BTC-USD", "1m")
+    assert keys.candle_key(2**53 - 1, 1, "BTC-USD", "1m") == f"candles:{2**53 - 1}:1:BTC-USD:1m"
 
 
 @pytest.mark.parametrize(

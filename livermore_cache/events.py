@@ -7,19 +7,21 @@ read back from the cache are plain functions that both subscribers use.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import msgspec
 
+from .codec import decode_candle
 from .keys import candle_close_channel, candle_close_pattern, candle_key
 from .models import TIMEFRAME_VALUES, Candle, UnifiedCandle
 
 __all__ = ["CandleClose", "Series", "SubscriptionState"]
 
 _CLOSE_PREFIX: Final = "channel:candle:close:"
-_UNIFIED: Final = msgspec.json.Decoder(UnifiedCandle)
-_PLAIN: Final = msgspec.json.Decoder(Candle)
+BACKFILL_MEMORY: Final = 10_000
+"""The most backfilled members a subscriber remembers to drop their live copies (oldest forgotten first)."""
 
 
 class Series(NamedTuple):
@@ -61,17 +63,11 @@ def parse_close_channel(channel: bytes | str) -> Series | None:
     return Series(int(parts[0]), int(parts[1]), parts[2], parts[3])
 
 
-def decode_candle(payload: bytes | str) -> Candle | None:
-    """A UnifiedCandle, else a plain Candle, else None (malformed)."""
+def event_candle(payload: bytes | str) -> Candle | None:
+    """The candle a message or backfilled member carries (``codec.decode_candle``'s rule), or None if malformed."""
     try:
-        return _UNIFIED.decode(payload)
-    except msgspec.ValidationError:
-        pass
-    except msgspec.DecodeError:
-        return None
-    try:
-        return _PLAIN.decode(payload)
-    except msgspec.DecodeError:
+        return decode_candle(payload, UnifiedCandle)
+    except msgspec.DecodeError:  # msgspec.ValidationError is a DecodeError
         return None
 
 
@@ -84,7 +80,14 @@ def subscription_target(user_id: int, exchange_id: int, symbol: str | None, time
 
 @dataclass
 class SubscriptionState:
-    """What a subscriber has seen: the newest timestamp per series, malformed messages, pending backfill."""
+    """What a subscriber has seen: the newest timestamp per series, malformed messages, pending backfill.
+
+    A member read back after a reconnect may also arrive live (published just
+    before the read); its live copy is dropped once. That memory is bounded
+    (``BACKFILL_MEMORY``, oldest first) and a series' part of it is cleared as
+    soon as a live event of that series is newer than everything backfilled for
+    it: after that, a re-announcement of a backfilled candle is delivered.
+    """
 
     pattern: str
     is_pattern: bool
@@ -92,7 +95,13 @@ class SubscriptionState:
     malformed: int = 0
     reconnects: int = 0
     last_seen: dict[Series, int] = field(default_factory=dict)
-    _backfilled: set[tuple[Series, bytes]] = field(default_factory=set)
+    _backfilled: OrderedDict[tuple[Series, bytes], None] = field(default_factory=OrderedDict)
+    _backfilled_until: dict[Series, int] = field(default_factory=dict)
+
+    @property
+    def remembered(self) -> int:
+        """How many backfilled members are remembered, to drop their live copies."""
+        return len(self._backfilled)
 
     def on_message(self, message: dict[str, Any] | None) -> CandleClose | None:
         """The event a pub/sub message carries; None for control messages, duplicates and malformed ones (counted)."""
@@ -100,15 +109,19 @@ class SubscriptionState:
             return None
         series = parse_close_channel(message["channel"])
         data = message["data"]
-        candle = decode_candle(data) if series is not None else None
+        candle = event_candle(data) if series is not None else None
         if series is None or candle is None or candle.symbol != series.symbol or candle.timeframe != series.timeframe:
             self.malformed += 1
             return None
-        if self._backfilled:
-            marker = (series, data if isinstance(data, bytes) else data.encode())
-            if marker in self._backfilled:
-                self._backfilled.discard(marker)
-                return None
+        until = self._backfilled_until.get(series)
+        if until is not None:
+            if candle.timestamp > until:
+                self._forget(series)
+            else:
+                marker = (series, data if isinstance(data, bytes) else data.encode())
+                if marker in self._backfilled:
+                    del self._backfilled[marker]
+                    return None
         return self._seen(CandleClose(series, candle))
 
     def backfill_ranges(self) -> list[tuple[Series, str, str]]:
@@ -119,13 +132,22 @@ class SubscriptionState:
         """Events for members read back from the cache; live copies of them that arrive later are dropped."""
         events = []
         for member in members:
-            candle = decode_candle(member)
+            candle = event_candle(member)
             if candle is None:
                 self.malformed += 1
                 continue
-            self._backfilled.add((series, member))
+            self._backfilled[(series, member)] = None
+            if len(self._backfilled) > BACKFILL_MEMORY:
+                self._backfilled.popitem(last=False)
+            if candle.timestamp > self._backfilled_until.get(series, -1):
+                self._backfilled_until[series] = candle.timestamp
             events.append(self._seen(CandleClose(series, candle, backfilled=True)))
         return events
+
+    def _forget(self, series: Series) -> None:
+        del self._backfilled_until[series]
+        for marker in [m for m in self._backfilled if m[0] == series]:
+            del self._backfilled[marker]
 
     def _seen(self, event: CandleClose) -> CandleClose:
         stamp = event.candle.timestamp

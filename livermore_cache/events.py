@@ -8,16 +8,28 @@ read back from the cache are plain functions that both subscribers use.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
 from .codec import decode_candle
+from .errors import ValidationError
 from .keys import candle_close_channel, candle_close_pattern, candle_key
+from .market import IndicatorValue, Ticker
 from .models import TIMEFRAME_VALUES, Candle, UnifiedCandle
+from .values import Kind
 
-__all__ = ["CandleClose", "Series", "SubscriptionState"]
+__all__ = [
+    "CandleClose",
+    "IndicatorUpdate",
+    "Series",
+    "SubscriptionState",
+    "TickerUpdate",
+    "ValueSubscriptionState",
+    "close_subscription_state",
+]
 
 _CLOSE_PREFIX: Final = "channel:candle:close:"
 BACKFILL_MEMORY: Final = 10_000
@@ -78,6 +90,13 @@ def subscription_target(user_id: int, exchange_id: int, symbol: str | None, time
     return candle_close_pattern(user_id, exchange_id, symbol, timeframe), True
 
 
+def close_subscription_state(
+    user_id: int, exchange_id: int, symbol: str | None, timeframe: str | None, backfill: bool
+) -> SubscriptionState:
+    target, is_pattern = subscription_target(user_id, exchange_id, symbol, timeframe)
+    return SubscriptionState(target, is_pattern, backfill)
+
+
 @dataclass
 class SubscriptionState:
     """What a subscriber has seen: the newest timestamp per series, malformed messages, pending backfill.
@@ -124,9 +143,11 @@ class SubscriptionState:
                     return None
         return self._seen(CandleClose(series, candle))
 
-    def backfill_ranges(self) -> list[tuple[Series, str, str]]:
-        """Per series seen so far: the ZRANGEBYSCORE bounds of what came after the newest timestamp seen."""
-        return [(series, f"({stamp}", "+inf") for series, stamp in self.last_seen.items()]
+    def backfill_reads(self) -> list[tuple[Series, tuple[str, ...]]]:
+        """Per series seen so far: the read of every candle after the newest timestamp seen."""
+        return [
+            (series, ("ZRANGEBYSCORE", series.key, f"({stamp}", "+inf")) for series, stamp in self.last_seen.items()
+        ]
 
     def on_backfill(self, series: Series, members: list[bytes]) -> list[CandleClose]:
         """Events for members read back from the cache; live copies of them that arrive later are dropped."""
@@ -154,3 +175,90 @@ class SubscriptionState:
         if stamp > self.last_seen.get(event.series, -1):
             self.last_seen[event.series] = stamp
         return event
+
+
+# ---- ticker and indicator updates ---------------------------------------------------------------
+
+ValueT = TypeVar("ValueT")
+
+
+@dataclass(frozen=True, slots=True)
+class TickerUpdate:
+    """A ticker announced on its channel (or read back from the cache after a reconnect)."""
+
+    key: str
+    """The ticker's key, ``ticker:{user}:{exchange}:{symbol}``."""
+    ticker: Ticker
+    backfilled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorUpdate:
+    """An indicator value announced on its channel (or read back from the cache after a reconnect)."""
+
+    key: str
+    """The value's key as the Node setter writes it, ``indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}``."""
+    indicator: IndicatorValue
+    backfilled: bool = False
+
+
+_CHANNEL_PREFIX: Final = "channel:"
+
+
+@dataclass
+class ValueSubscriptionState(Generic[ValueT]):
+    """What a ticker or indicator subscriber has seen: the newest timestamp per key, malformed messages.
+
+    A value's channel is ``channel:`` + its key. After a reconnect, backfill reads
+    the current value of every key seen once, and delivers it when it is newer
+    than the newest seen; a live copy of it that arrives later is dropped.
+    """
+
+    kind: Kind[ValueT]
+    make_event: Callable[[str, ValueT, bool], Any]
+    pattern: str
+    is_pattern: bool
+    backfill: bool = True
+    malformed: int = 0
+    reconnects: int = 0
+    last_seen: dict[str, int] = field(default_factory=dict)
+
+    def on_message(self, message: dict[str, Any] | None) -> Any:
+        if message is None or message.get("type") not in ("message", "pmessage"):
+            return None
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        key = channel[len(_CHANNEL_PREFIX) :] if channel.startswith(_CHANNEL_PREFIX) else None
+        try:
+            value = self.kind.decode(message["data"]) if key is not None else None
+        except ValidationError:
+            value = None
+        if key is None or value is None or not key.startswith(self.kind.name + ":"):
+            self.malformed += 1
+            return None
+        stamp: int = value.timestamp  # type: ignore[attr-defined]
+        if stamp <= self.last_seen.get(key, -1) and key in self._backfilled:
+            return None  # the live copy of what backfill delivered
+        self._backfilled.discard(key)
+        self.last_seen[key] = max(stamp, self.last_seen.get(key, stamp))
+        return self.make_event(key, value, False)
+
+    def backfill_reads(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(key, ("GET", key)) for key in self.last_seen]
+
+    def on_backfill(self, key: str, stored: bytes | None) -> list[Any]:
+        if stored is None:
+            return []
+        try:
+            value = self.kind.decode(stored)
+        except ValidationError:
+            self.malformed += 1
+            return []
+        stamp: int = value.timestamp  # type: ignore[attr-defined]
+        if stamp <= self.last_seen.get(key, -1):
+            return []
+        self.last_seen[key] = stamp
+        self._backfilled.add(key)
+        return [self.make_event(key, value, True)]
+
+    _backfilled: set[str] = field(default_factory=set)

@@ -26,11 +26,13 @@ __all__ = [
     "candle_key",
     "check_ids",
     "indicator_channel",
+    "indicator_channel_pattern",
     "indicator_key",
     "js_string",
     "orderbook_channel",
     "orderbook_key",
     "ticker_channel",
+    "ticker_channel_pattern",
     "ticker_key",
 ]
 
@@ -216,6 +218,33 @@ def indicator_channel(
 ) -> str:
     """``channel:indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}``."""
     return f"channel:indicator:{_series(user_id, exchange_id, symbol, timeframe)}:{_segment('type', type)}"
+
+
+def ticker_channel_pattern(user_id: int, exchange_id: int, symbol: str | None = None) -> tuple[str, bool]:
+    """The ticker channel to SUBSCRIBE to, or (``symbol=None``) the pattern to PSUBSCRIBE to, and which it is."""
+    if symbol is not None:
+        return ticker_channel(user_id, exchange_id, symbol), False
+    return f"channel:ticker:{_id('user_id', user_id)}:{_id('exchange_id', exchange_id)}:*", True
+
+
+def indicator_channel_pattern(
+    user_id: int,
+    exchange_id: int,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    type: str | None = None,  # noqa: A002 - the Node service's name for it
+) -> tuple[str, bool]:
+    """The indicator channel, or the pattern with ``*`` for each part left out (None), and which it is."""
+    if symbol is not None and timeframe is not None and type is not None:
+        return indicator_channel(user_id, exchange_id, symbol, timeframe, type), False
+    parts = (
+        str(_id("user_id", user_id)),
+        str(_id("exchange_id", exchange_id)),
+        "*" if symbol is None else _segment("symbol", symbol),
+        "*" if timeframe is None else _timeframe(timeframe),
+        "*" if type is None else _segment("type", type),
+    )
+    return "channel:indicator:" + ":".join(parts), True
 
 
 def alert_channel(user_id: int) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, cast
+from typing import Any, Final, Protocol
 
 from redis.exceptions import (
     AskError,
@@ -43,7 +43,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .core import Command, WritePlan
+from .core import Command
 from .errors import PartialWriteError
 
 __all__ = [
@@ -116,12 +116,29 @@ _READONLY_NOTE: Final = (
 )
 
 
+class ScriptCallLike(Protocol):
+    key: str
+
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command: ...
+
+
+class Plan(Protocol):
+    """A batch of script calls (``core.WritePlan`` for candles, ``values.ValuePlan`` for values) and its results."""
+
+    @property
+    def calls(self) -> Sequence[ScriptCallLike]: ...
+
+    def results(self, replies: Any) -> list[bool]: ...
+
+    def partial_results(self, replies: Any) -> list[bool | None]: ...
+
+
 class WriteRounds:
     """The state of one batch write across its rounds: pending calls, replies, errors, mode, budget and deadline."""
 
     def __init__(
         self,
-        plan: WritePlan,
+        plan: Plan,
         sha: str,
         source: str,
         *,
@@ -134,7 +151,7 @@ class WriteRounds:
         self.sha, self.source = sha, source
         self.retries, self.deadline, self.cluster = retries, deadline, cluster
         self.stats = stats if stats is not None else WriteStats()
-        self.replies: list[Sequence[int] | None] = [None] * len(plan.calls)
+        self.replies: list[Any] = [None] * len(plan.calls)
         self.errors: dict[int, BaseException] = {}
         self.pending: list[int] = list(range(len(plan.calls)))
         self.by_sha = True
@@ -166,7 +183,7 @@ class WriteRounds:
         for index, outcome in zip(self.pending, outcomes, strict=True):
             kind = classify(outcome, cluster=self.cluster)
             if kind is Outcome.REPLY:
-                self.replies[index] = cast(Sequence[int], outcome)
+                self.replies[index] = outcome
                 continue
             assert isinstance(outcome, BaseException)
             if kind is Outcome.FAIL:
@@ -205,7 +222,7 @@ class WriteRounds:
         if self.pending:
             raise RuntimeError(f"{len(self.pending)} script calls have no final outcome yet")
         if not self.errors:
-            return self.plan.results(self.replies)  # type: ignore[arg-type]
+            return self.plan.results(self.replies)
         failed = sorted(self.errors)
         keys = {index: self.plan.calls[index].key for index in failed}
         noted: set[int] = set()

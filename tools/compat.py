@@ -289,9 +289,12 @@ def read_junit(path: Path, result: Result) -> None:
         for case in suite.iter("testcase"):
             for kind, tag in (("failed", "failure"), ("error", "error")):
                 for element in case.findall(tag):
-                    message = element.get("message") or element.text or ""
+                    message = first_line(element.get("message") or element.text or "")
                     test = node_id(case.get("classname", ""), case.get("name", ""))
-                    result.failures.append(Failure(test, kind, first_line(message)))
+                    phase = re.fullmatch(r'failed on (setup|teardown) with "(.*)"', message)
+                    if phase:  # grouped with the same error in a test's body; the test name tells the phase
+                        test, message = f"{test} (in {phase[1]})", phase[2]
+                    result.failures.append(Failure(test, kind, message))
 
 
 def copy_lines(process: subprocess.Popen[str], out: TextIO, verbose: bool) -> None:
@@ -309,6 +312,28 @@ def last_error(pytest_log: Path) -> str:
     lines = [line for line in pytest_log.read_text(errors="replace").splitlines() if line.strip()]
     errors = [line[1:].strip() for line in lines if line.startswith("E ")]
     return errors[-1] if errors else (lines[-1].strip() if lines else "no output")
+
+
+def internal_error(pytest_log: Path) -> str:
+    """The exception line of pytest's INTERNALERROR traceback (pluggy's wrapper warning passed over)."""
+    found = "see the log"
+    for line in pytest_log.read_text(errors="replace").splitlines():
+        rest = line.removeprefix("INTERNALERROR> ")
+        if rest != line and re.match(r"[\w.]+(Error|Exception|Exit): ", rest) and "Pluggy" not in rest:
+            found = rest.strip()
+    return found
+
+
+def selected_count(pytest_log: Path) -> int | None:
+    """How many tests pytest selected, from its ``collected N items / M deselected / K selected`` line."""
+    text = pytest_log.read_text(errors="replace")
+    match = re.search(r"collected (\d+) items?(?: / \d+ errors?)?(?: / (\d+) deselected)?(?: / (\d+) selected)?", text)
+    if match is None:
+        return None
+    collected, deselected, selected = match.groups()
+    if selected is not None:
+        return int(selected)
+    return int(collected) - int(deselected or 0)
 
 
 def run_pytest(python: Path, combination: Combination, result: Result) -> None:
@@ -351,6 +376,15 @@ def run_pytest(python: Path, combination: Combination, result: Result) -> None:
         read_junit(junit, result)
     elif result.problem is None:
         result.problem = f"pytest wrote no report (exit {result.exit_code}): {last_error(pytest_log)}"
+    ran, selected = result.passed + result.failed + result.errors + result.skipped, selected_count(pytest_log)
+    internal = [f for f in result.failures if f.test == "pytest::internal"]
+    if internal:  # pytest's own crash, reported as a pseudo-test: not a test result
+        result.failures = [f for f in result.failures if f not in internal]
+        result.errors -= len(internal)
+        ran -= len(internal)
+        result.problem = f"pytest INTERNALERROR after {ran} of {selected or '?'} tests: {internal_error(pytest_log)}"
+    elif result.problem is None and selected is not None and 0 < ran < selected:
+        result.problem = f"pytest stopped after {ran} of {selected} tests"
     if result.problem is None:
         if result.exit_code == 5 or result.passed + result.failed + result.errors + result.skipped == 0:
             result.problem = "ran no test (pytest exit 5)" if result.exit_code == 5 else "ran no test"
@@ -393,11 +427,17 @@ def collapse(tests: list[str]) -> list[str]:
     """``t[sync]``, ``t[async]`` -> ``t[sync|async]``: parametrized variants on one line."""
     variants: dict[str, list[str]] = {}
     for test in tests:
-        base, bracket, param = test.partition("[")
-        variants.setdefault(base, [])
+        head, _, phase = test.partition(" (in ")
+        base, bracket, param = head.partition("[")
+        key = base + (f" (in {phase}" if phase else "")
+        variants.setdefault(key, [])
         if bracket:
-            variants[base].append(param.removesuffix("]"))
-    return [f"{base}[{'|'.join(params)}]" if params else base for base, params in variants.items()]
+            variants[key].append(param.removesuffix("]"))
+    shown = []
+    for key, params in variants.items():
+        base, _, phase = key.partition(" (in ")
+        shown.append(base + (f"[{'|'.join(params)}]" if params else "") + (f" (in {phase}" if phase else ""))
+    return shown
 
 
 def report(results: list[Result]) -> str:

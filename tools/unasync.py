@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "livermore_cache" / "_async"
 TARGET = ROOT / "livermore_cache" / "_sync"
-GENERATED = ("cache.py", "subscription.py", "transport.py")
+GENERATED = ("cache.py", "market.py", "subscription.py", "transport.py")
 
 SUBSTITUTIONS = [
     (r"\basync def\b", "def"),
@@ -34,7 +34,9 @@ SUBSTITUTIONS = [
     (r"\bStopAsyncIteration\b", "StopIteration"),
     (r"\baclose\b", "close"),
     (r"\bAsyncCandleCache\b", "CandleCache"),
-    (r"\bAsyncCloseSubscription\b", "CloseSubscription"),
+    (r"\bAsync(\w*Subscription)\b", r"\1"),
+    (r"\bAsync(Ticker|Orderbook|Indicator)Cache\b", r"\1Cache"),
+    (r"\bAsyncValueCache\b", "ValueCache"),
     (r"\bAsyncScript\b", "Script"),
     (r"\bredis\.asyncio\.cluster\b", "redis.cluster"),
     (r"\bredis\.asyncio\b", "redis"),

@@ -1,10 +1,11 @@
-"""``AsyncCloseSubscription``: typed candle-close events (asyncio source of the generated sync subscriber).
+"""Typed subscribers: candle closes, ticker and indicator updates (asyncio source of the generated sync subscriber).
 
 Redis pub/sub delivers at most once: a message published while a subscriber is
-disconnected is lost. redis-py reconnects and resubscribes by itself; this
-subscriber notices the reconnect and, with ``backfill=True``, reads back from
-the cache every candle of each series it has seen that is newer than the newest
-timestamp it saw, before going on with live events. See the README section
+disconnected is lost. redis-py reconnects and resubscribes by itself; these
+subscribers notice the reconnect and, with ``backfill=True``, read back from
+the cache what they may have missed before going on with live events: every
+candle of each series seen that is newer than the newest timestamp seen, or the
+current value of each ticker or indicator key seen. See the README section
 "Candle-close events" for what is and is not guaranteed.
 """
 
@@ -12,27 +13,53 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import redis.asyncio
 import redis.asyncio.cluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livermore_cache.events import CandleClose, SubscriptionState, subscription_target
+from livermore_cache.events import (
+    CandleClose,
+    IndicatorUpdate,
+    TickerUpdate,
+    ValueSubscriptionState,
+    close_subscription_state,
+)
+from livermore_cache.keys import indicator_channel_pattern, ticker_channel_pattern
+from livermore_cache.values import INDICATORS, TICKERS
 
 from . import _backend
 
-__all__ = ["AsyncCloseSubscription"]
+__all__ = ["AsyncCloseSubscription", "AsyncIndicatorSubscription", "AsyncSubscription", "AsyncTickerSubscription"]
 
 RECONNECT_ATTEMPTS = 40
 RECONNECT_DELAY_S = 0.25
 SUBSCRIBE_TIMEOUT_S = 10.0
 _CONFIRMATIONS = ("subscribe", "psubscribe")
 
+EventT = TypeVar("EventT")
 
-class AsyncCloseSubscription:
-    """``CandleClose`` events for one series, or many through a pattern.
+
+class State(Protocol):
+    """What a subscriber keeps and decides without I/O (``events.SubscriptionState``, ``ValueSubscriptionState``)."""
+
+    pattern: str
+    is_pattern: bool
+    backfill: bool
+    malformed: int
+    reconnects: int
+
+    def on_message(self, message: dict[str, Any] | None) -> Any: ...
+
+    def backfill_reads(self) -> list[tuple[Any, tuple[str, ...]]]: ...
+
+    def on_backfill(self, target: Any, reply: Any) -> list[Any]: ...
+
+
+class AsyncSubscription(Generic[EventT]):
+    """Typed events from one channel or a pattern, with reconnect and backfill.
 
     Subscribes (once) on ``start()``, on entering its ``with`` block, or on the
     first read; ``aclose()`` (or leaving the block) unsubscribes and releases the
@@ -42,19 +69,14 @@ class AsyncCloseSubscription:
     def __init__(
         self,
         client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
-        user_id: int,
-        exchange_id: int,
-        symbol: str | None = None,
-        timeframe: str | None = None,
+        state: State,
         *,
-        backfill: bool = True,
         poll_timeout: float = 1.0,
     ) -> None:
-        target, is_pattern = subscription_target(user_id, exchange_id, symbol, timeframe)
-        self.state = SubscriptionState(target, is_pattern, backfill)
+        self.state = state
         self._client: Any = client
         self._poll_timeout = poll_timeout
-        self._pending: deque[CandleClose] = deque()
+        self._pending: deque[EventT] = deque()
         self._pubsub: Any = None
         self._reconnected = False
         self._closed = False
@@ -68,7 +90,7 @@ class AsyncCloseSubscription:
     def reconnects(self) -> int:
         return self.state.reconnects
 
-    async def start(self) -> AsyncCloseSubscription:
+    async def start(self) -> AsyncSubscription[EventT]:
         """Subscribe (once) and wait for the server's confirmation."""
         if self._pubsub is not None:
             return self
@@ -90,7 +112,7 @@ class AsyncCloseSubscription:
         self.state.reconnects += 1
         self._reconnected = True
 
-    async def get(self, timeout: float | None = None) -> CandleClose | None:
+    async def get(self, timeout: float | None = None) -> EventT | None:
         """The next event, or None if none arrives within ``timeout`` seconds (None: wait for ever)."""
         await self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -132,14 +154,14 @@ class AsyncCloseSubscription:
     async def _backfill(self) -> None:
         if not self.state.backfill:
             return
-        for series, low, high in self.state.backfill_ranges():
-            members = cast(list[bytes], await self._client.zrangebyscore(series.key, low, high))
-            self._pending.extend(self.state.on_backfill(series, members))
+        for target, command in self.state.backfill_reads():
+            reply = await self._client.execute_command(*command)
+            self._pending.extend(self.state.on_backfill(target, reply))
 
-    def __aiter__(self) -> AsyncCloseSubscription:
+    def __aiter__(self) -> AsyncSubscription[EventT]:
         return self
 
-    async def __anext__(self) -> CandleClose:
+    async def __anext__(self) -> EventT:
         event = await self.get(None)
         if event is None:
             raise StopAsyncIteration
@@ -159,8 +181,64 @@ class AsyncCloseSubscription:
         finally:
             await self._pubsub.aclose()
 
-    async def __aenter__(self) -> AsyncCloseSubscription:
+    async def __aenter__(self) -> AsyncSubscription[EventT]:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class AsyncCloseSubscription(AsyncSubscription[CandleClose]):
+    """``CandleClose`` events for one series, or many through a pattern (symbol or timeframe left out)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        *,
+        backfill: bool = True,
+        poll_timeout: float = 1.0,
+    ) -> None:
+        state = close_subscription_state(user_id, exchange_id, symbol, timeframe, backfill)
+        super().__init__(client, state, poll_timeout=poll_timeout)
+
+
+class AsyncTickerSubscription(AsyncSubscription[TickerUpdate]):
+    """``TickerUpdate`` events for one symbol, or every symbol (``symbol=None``)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        *,
+        backfill: bool = True,
+        poll_timeout: float = 1.0,
+    ) -> None:
+        target, is_pattern = ticker_channel_pattern(user_id, exchange_id, symbol)
+        state = ValueSubscriptionState(TICKERS, TickerUpdate, target, is_pattern, backfill)
+        super().__init__(client, state, poll_timeout=poll_timeout)
+
+
+class AsyncIndicatorSubscription(AsyncSubscription[IndicatorUpdate]):
+    """``IndicatorUpdate`` events; a symbol, timeframe or type left out subscribes by pattern."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        type: str | None = None,  # noqa: A002 - the Node service's name for it
+        *,
+        backfill: bool = True,
+        poll_timeout: float = 1.0,
+    ) -> None:
+        target, is_pattern = indicator_channel_pattern(user_id, exchange_id, symbol, timeframe, type)
+        state = ValueSubscriptionState(INDICATORS, IndicatorUpdate, target, is_pattern, backfill)
+        super().__init__(client, state, poll_timeout=poll_timeout)

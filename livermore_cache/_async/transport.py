@@ -23,8 +23,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, MovedError, RedisError, ResponseError, SlotNotCoveredError
 
 from livermore_cache import _compat
-from livermore_cache.core import Command, WritePlan
-from livermore_cache.retry import AMBIGUOUS_ERRORS, WriteRounds, WriteStats
+from livermore_cache.core import Command
+from livermore_cache.retry import AMBIGUOUS_ERRORS, Plan, WriteRounds, WriteStats
 
 from . import _backend
 
@@ -142,7 +142,7 @@ class ClusterRounds:
 
 
 async def write(
-    plan: WritePlan,
+    plan: Plan,
     script: AsyncScript,
     rounds: ServerRounds | ClusterRounds,
     *,

@@ -24,8 +24,8 @@ from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, RedisError, ResponseError, SlotNotCoveredError
 
 from livermore_cache import _compat
-from livermore_cache.core import Command, WritePlan
-from livermore_cache.retry import AMBIGUOUS_ERRORS, WriteRounds, WriteStats
+from livermore_cache.core import Command
+from livermore_cache.retry import AMBIGUOUS_ERRORS, Plan, WriteRounds, WriteStats
 
 from . import _backend
 
@@ -143,7 +143,7 @@ class ClusterRounds:
 
 
 def write(
-    plan: WritePlan,
+    plan: Plan,
     script: Script,
     rounds: ServerRounds | ClusterRounds,
     *,

@@ -1,0 +1,325 @@
+"""``AsyncTickerCache``, ``AsyncOrderbookCache``, ``AsyncIndicatorCache``: the rest of ``@livermore/cache``.
+
+The Node strategies write with plain ``SETEX`` / ``SET ... EX``, so an update
+that arrives late overwrites a newer one. The ``*_if_newer`` methods write
+through ``newer_wins.lua`` instead: one script call per key, writing only over
+nothing, a foreign value or an older ``timestamp``, in the same round trips,
+retries and partial-failure contract as candle batches. The plain setters stay,
+as the Node service's, for callers that want its behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio
+import redis.asyncio.cluster
+
+from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
+from livermore_cache.market import IndicatorParam, IndicatorValue, Orderbook, Ticker
+from livermore_cache.retry import WriteStats
+from livermore_cache.scripts import Scripts
+from livermore_cache.values import (
+    INDICATORS,
+    ORDERBOOKS,
+    TICKERS,
+    Kind,
+    decode_many,
+    decode_stored,
+    plan_values,
+    validate_ttl,
+)
+
+from . import _backend
+from .subscription import AsyncIndicatorSubscription, AsyncTickerSubscription
+from .transport import ClusterRounds, ServerRounds, write
+
+__all__ = ["AsyncIndicatorCache", "AsyncOrderbookCache", "AsyncTickerCache"]
+
+ValueT = TypeVar("ValueT")
+DEFAULT_INDICATOR_TYPE = "macd-v"
+
+
+class AsyncValueCache(Generic[ValueT]):
+    """What the three value caches share: settings, scripts, the newer-wins write, reads and pub/sub."""
+
+    kind: Kind[ValueT]
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        ttl_seconds: int | None = None,
+        retries: int = 20,
+        retry_timeout_s: float = 10.0,
+    ) -> None:
+        if not isinstance(client, _backend.CLIENT_TYPES):
+            raise TypeError(
+                f"{type(self).__name__} needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client "
+                f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
+            )
+        self.client: Any = client
+        self.ttl_seconds = validate_ttl(
+            self.kind.default_ttl if ttl_seconds is None else ttl_seconds, retries, retry_timeout_s
+        )
+        self.retries = retries
+        self.retry_timeout_s = float(retry_timeout_s)
+        self.stats = WriteStats()
+        self.invalid_values = 0
+        """Stored values that a bulk read skipped because they were not valid (as the Node service skips them)."""
+        self._scripts = Scripts(client)
+        self._cluster = isinstance(client, _backend.CLUSTER_TYPES)
+        self._rounds = ClusterRounds(client) if self._cluster else ServerRounds(client)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, retries={self.retries})"
+
+    async def _set(self, user_id: int, exchange_id: int, values: Sequence[ValueT]) -> None:
+        """Unconditional ``SET key json EX ttl``, as the Node setters (``SETEX`` is the same write)."""
+        plan = plan_values(self.kind, user_id, exchange_id, values, ttl_seconds=self.ttl_seconds, publish=False)
+        if len(plan.calls) == 1:
+            call = plan.calls[0]
+            await self.client.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
+            return
+        pipeline = self.client.pipeline(transaction=False)
+        for call in plan.calls:
+            pipeline.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
+        await pipeline.execute()
+
+    async def _set_if_newer(
+        self, user_id: int, exchange_id: int, values: Iterable[ValueT], publish: bool
+    ) -> list[bool]:
+        plan = plan_values(self.kind, user_id, exchange_id, values, ttl_seconds=self.ttl_seconds, publish=publish)
+        if not plan.calls:
+            return []
+        return await write(
+            plan,
+            self._scripts.newer_wins,
+            self._rounds,
+            retries=self.retries,
+            retry_timeout_s=self.retry_timeout_s,
+            stats=self.stats,
+        )
+
+    async def _get(self, key: str) -> ValueT | None:
+        return decode_stored(self.kind, await self.client.execute_command("GET", key), key)
+
+    async def _get_many(self, names: Sequence[str], keys: Sequence[str]) -> dict[str, ValueT]:
+        if not keys:
+            return {}
+        stored = await (self.client.mget_nonatomic(list(keys)) if self._cluster else self.client.mget(list(keys)))
+        found, invalid = decode_many(self.kind, names, stored)
+        self.invalid_values += invalid
+        return found
+
+    async def _publish(self, user_id: int, exchange_id: int, value: ValueT) -> int:
+        check_ids(user_id, exchange_id)
+        value = self.kind.check(value)
+        channel = self.kind.channel(user_id, exchange_id, value)
+        return int(await self.client.execute_command("PUBLISH", channel, self.kind.encode(value)))
+
+    async def _delete(self, key: str) -> None:
+        await self.client.execute_command("DEL", key)
+
+    async def _has(self, key: str) -> bool:
+        return int(await self.client.execute_command("EXISTS", key)) > 0
+
+
+class AsyncTickerCache(AsyncValueCache[Ticker]):
+    """Tickers under ``ticker:{user}:{exchange}:{symbol}``, 60 s TTL by default (the Node service's)."""
+
+    kind = TICKERS
+
+    async def set_ticker(self, user_id: int, exchange_id: int, ticker: Ticker) -> None:
+        """Store the ticker unconditionally (the Node service's ``setTicker``: ``SETEX``)."""
+        await self._set(user_id, exchange_id, [ticker])
+
+    async def set_ticker_if_newer(
+        self, user_id: int, exchange_id: int, ticker: Ticker, *, publish: bool = False
+    ) -> bool:
+        """Store the ticker unless its key holds one at least as new; with ``publish``, announce it if stored."""
+        return (await self._set_if_newer(user_id, exchange_id, [ticker], publish))[0]
+
+    async def set_tickers_if_newer(
+        self, user_id: int, exchange_id: int, tickers: Iterable[Ticker], *, publish: bool = False
+    ) -> list[bool]:
+        """``set_ticker_if_newer`` for many symbols in one round trip; per ticker, in input order, whether stored."""
+        return await self._set_if_newer(user_id, exchange_id, tickers, publish)
+
+    async def get_ticker(self, user_id: int, exchange_id: int, symbol: str) -> Ticker | None:
+        """The stored ticker, or None; an invalid stored value raises ``ValidationError`` (as Node's throws)."""
+        return await self._get(ticker_key(user_id, exchange_id, symbol))
+
+    async def get_tickers(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Ticker]:
+        """symbol -> ticker for the symbols that hold a valid one; invalid ones are skipped and counted."""
+        names = list(symbols)
+        return await self._get_many(names, [ticker_key(user_id, exchange_id, s) for s in names])
+
+    async def publish_update(self, user_id: int, exchange_id: int, ticker: Ticker) -> int:
+        """PUBLISH the ticker on its ``ticker_channel``; returns the number of receivers."""
+        return await self._publish(user_id, exchange_id, ticker)
+
+    async def delete_ticker(self, user_id: int, exchange_id: int, symbol: str) -> None:
+        await self._delete(ticker_key(user_id, exchange_id, symbol))
+
+    async def has_ticker(self, user_id: int, exchange_id: int, symbol: str) -> bool:
+        return await self._has(ticker_key(user_id, exchange_id, symbol))
+
+    def subscribe_tickers(
+        self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
+    ) -> AsyncTickerSubscription:
+        """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
+        _backend.check_pubsub(self.client)
+        return _backend.subscribed(
+            AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill)
+        )
+
+
+class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
+    """Orderbooks under ``orderbook:{user}:{exchange}:{symbol}``, 30 s TTL by default (the Node service's)."""
+
+    kind = ORDERBOOKS
+
+    async def set_orderbook(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> None:
+        """Store the orderbook unconditionally (the Node service's ``setOrderbook``: ``SETEX``)."""
+        await self._set(user_id, exchange_id, [orderbook])
+
+    async def set_orderbook_if_newer(
+        self, user_id: int, exchange_id: int, orderbook: Orderbook, *, publish: bool = False
+    ) -> bool:
+        """Store the orderbook unless its key holds one at least as new; with ``publish``, announce it if stored."""
+        return (await self._set_if_newer(user_id, exchange_id, [orderbook], publish))[0]
+
+    async def set_orderbooks_if_newer(
+        self, user_id: int, exchange_id: int, orderbooks: Iterable[Orderbook], *, publish: bool = False
+    ) -> list[bool]:
+        """``set_orderbook_if_newer`` for many symbols in one round trip; per orderbook, whether stored."""
+        return await self._set_if_newer(user_id, exchange_id, orderbooks, publish)
+
+    async def get_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> Orderbook | None:
+        """The stored orderbook, or None; an invalid stored value raises ``ValidationError``."""
+        return await self._get(orderbook_key(user_id, exchange_id, symbol))
+
+    async def get_orderbooks(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Orderbook]:
+        """symbol -> orderbook for the symbols that hold a valid one; invalid ones are skipped and counted."""
+        names = list(symbols)
+        return await self._get_many(names, [orderbook_key(user_id, exchange_id, s) for s in names])
+
+    async def publish_update(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> int:
+        """PUBLISH the orderbook on its ``orderbook_channel``; returns the number of receivers."""
+        return await self._publish(user_id, exchange_id, orderbook)
+
+    async def delete_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> None:
+        await self._delete(orderbook_key(user_id, exchange_id, symbol))
+
+    async def has_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> bool:
+        return await self._has(orderbook_key(user_id, exchange_id, symbol))
+
+
+class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
+    """Indicator values, 90,000 s TTL by default (the Node service's).
+
+    The keys are the Node service's, quirk included: its setters write
+    ``indicator:{user}:{exchange}:{symbol}:{timeframe}:{type}`` (params never in
+    the key), while ``get_indicator``/``has_indicator``/``delete_indicator`` put
+    ``:name=value,...`` after it when ``params`` are given. So a value set with
+    params is found by ``get_indicator(..., type)`` and not by
+    ``get_indicator(..., type, params)``, exactly as in the Node service.
+    """
+
+    kind = INDICATORS
+
+    async def set_indicator(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> None:
+        """Store the value unconditionally (the Node service's ``setIndicator``: ``SET ... EX``)."""
+        await self._set(user_id, exchange_id, [indicator])
+
+    async def set_indicators(self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue]) -> None:
+        """Store every value unconditionally, pipelined (the Node service's ``setIndicators``)."""
+        values = list(indicators)
+        if values:
+            await self._set(user_id, exchange_id, values)
+
+    async def set_indicator_if_newer(
+        self, user_id: int, exchange_id: int, indicator: IndicatorValue, *, publish: bool = False
+    ) -> bool:
+        """Store the value unless its key holds one at least as new; with ``publish``, announce it if stored."""
+        return (await self._set_if_newer(user_id, exchange_id, [indicator], publish))[0]
+
+    async def set_indicators_if_newer(
+        self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue], *, publish: bool = False
+    ) -> list[bool]:
+        """``set_indicator_if_newer`` for many values in one round trip; per value, whether stored."""
+        return await self._set_if_newer(user_id, exchange_id, indicators, publish)
+
+    async def get_indicator(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        type: str,  # noqa: A002 - the Node service's name for it
+        params: Mapping[str, IndicatorParam] | None = None,
+    ) -> IndicatorValue | None:
+        """The stored value, or None (the key holds params when given; see the class docstring)."""
+        return await self._get(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
+
+    async def get_indicators_bulk(
+        self, user_id: int, exchange_id: int, requests: Iterable[tuple[str, str] | tuple[str, str, str]]
+    ) -> dict[str, IndicatorValue]:
+        """``"symbol:timeframe"`` -> value, for ``(symbol, timeframe)`` or ``(symbol, timeframe, type)`` requests.
+
+        The type defaults to ``macd-v`` (an empty type too, as JavaScript's ``||``);
+        missing and invalid values are left out (invalid ones counted); a later
+        request for the same ``symbol:timeframe`` wins, as in the Node Map.
+        """
+        names, keys = [], []
+        for request in requests:
+            symbol, timeframe = request[0], request[1]
+            kind = (request[2] if len(request) > 2 else "") or DEFAULT_INDICATOR_TYPE
+            names.append(f"{symbol}:{timeframe}")
+            keys.append(indicator_key(user_id, exchange_id, symbol, timeframe, kind))
+        return await self._get_many(names, keys)
+
+    async def publish_update(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> int:
+        """PUBLISH the value on its ``indicator_channel``; returns the number of receivers."""
+        return await self._publish(user_id, exchange_id, indicator)
+
+    async def delete_indicator(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        type: str,  # noqa: A002
+        params: Mapping[str, IndicatorParam] | None = None,
+    ) -> None:
+        await self._delete(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
+
+    async def has_indicator(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: str,
+        type: str,  # noqa: A002
+        params: Mapping[str, IndicatorParam] | None = None,
+    ) -> bool:
+        return await self._has(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
+
+    def subscribe_indicators(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        type: str | None = None,  # noqa: A002
+        *,
+        backfill: bool = True,
+    ) -> AsyncIndicatorSubscription:
+        """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE)."""
+        _backend.check_pubsub(self.client)
+        subscription = AsyncIndicatorSubscription(
+            self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
+        )
+        return _backend.subscribed(subscription)

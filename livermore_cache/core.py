@@ -33,9 +33,11 @@ __all__ = [
     "checked_candle",
     "clear_candles_query",
     "latest_candle_query",
+    "newest_timestamps_query",
     "plan_write",
     "publish_query",
     "recent_candles_query",
+    "timestamps_in_range_query",
     "validate_settings",
 ]
 
@@ -247,6 +249,29 @@ def candle_count_query(user_id: int, exchange_id: int, symbol: str, timeframe: s
 
 def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Query[None]:
     return Query(("DEL", candle_key(user_id, exchange_id, symbol, timeframe)), _none)
+
+
+def _timestamps(reply: Sequence[bytes | str]) -> list[int]:
+    return [int(float(score)) for score in reply]
+
+
+def timestamps_in_range_query(
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+) -> tuple[str, tuple[Any, ...], Callable[[Any], list[int]]]:
+    """``series_timestamps.lua`` keys-and-args for the distinct timestamps in [start, end], and the reply's decoder."""
+    for name, value in (("start", start), ("end", end)):
+        if type(value) is not int:
+            raise ValidationError(name, value, "must be an int (milliseconds)")
+    return candle_key(user_id, exchange_id, symbol, timeframe), ("range", start, end), _timestamps
+
+
+def newest_timestamps_query(
+    user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int
+) -> tuple[str, tuple[Any, ...], Callable[[Any], list[int]]]:
+    """``series_timestamps.lua`` keys-and-args for the newest ``count`` distinct timestamps, and the decoder."""
+    if type(count) is not int or not 0 < count <= MAX_CANDLES:
+        raise ValidationError("count", count, f"must be an int from 1 to {MAX_CANDLES}")
+    return candle_key(user_id, exchange_id, symbol, timeframe), ("newest", count), _timestamps
 
 
 def publish_query(

@@ -30,3 +30,4 @@ class Scripts:
     def __init__(self, client: Any) -> None:
         self.versioned_write = client.register_script(script_source("versioned_write"))
         self.newer_wins = client.register_script(script_source("newer_wins"))
+        self.series_timestamps = client.register_script(script_source("series_timestamps"))

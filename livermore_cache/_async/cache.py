@@ -14,6 +14,7 @@ import redis.asyncio.cluster
 
 from livermore_cache import core
 from livermore_cache.base import CacheBase
+from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.models import Candle
 
@@ -169,6 +170,28 @@ class AsyncCandleCache(CacheBase):
     async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
         """Delete the series."""
         await self._run(core.clear_candles_query(user_id, exchange_id, symbol, timeframe))
+
+    # series health
+
+    async def get_candle_timestamps(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[int]:
+        """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
+        key, args, decode = core.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
+        return decode(await self._scripts.series_timestamps(keys=[key], args=args))
+
+    async def find_gaps(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Gap]:
+        """The runs of missing candles over the timeframe's boundaries in [start, end] (see ``health.find_gaps``)."""
+        return find_gaps(
+            await self.get_candle_timestamps(user_id, exchange_id, symbol, timeframe, start, end), timeframe, start, end
+        )
+
+    async def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
+        """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
+        key, args, decode = core.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        return is_ready(decode(await self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
 
     # pub/sub
 

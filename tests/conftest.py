@@ -128,3 +128,44 @@ def cluster() -> Iterator[ClusterProcess]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_value_cache(
+    request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop
+) -> Iterator[Callable[..., Any]]:
+    """A factory of value caches: ``make_value_cache("ticker" | "orderbook" | "indicator", **settings)``.
+
+    The facade is named by the param, as for ``make_cache``: the sync class over
+    ``redis.Redis``, or the asyncio one over ``redis.asyncio.Redis`` behind
+    ``AsyncAsSync`` (its ``loop`` attribute is the test's event loop).
+    """
+    from livermore_cache import (
+        AsyncIndicatorCache,
+        AsyncOrderbookCache,
+        AsyncTickerCache,
+        IndicatorCache,
+        OrderbookCache,
+        TickerCache,
+    )
+
+    classes: dict[str, tuple[Any, Any]] = {
+        "ticker": (TickerCache, AsyncTickerCache),
+        "orderbook": (OrderbookCache, AsyncOrderbookCache),
+        "indicator": (IndicatorCache, AsyncIndicatorCache),
+    }
+    made: list[Callable[[], None]] = []
+
+    def factory(kind: str, **settings: Any) -> Any:
+        sync_class, async_class = classes[kind]
+        if request.param == "sync":
+            client = redis.Redis.from_url(redis_url)
+            made.append(client.close)
+            return sync_class(client, **settings)
+        aclient = redis.asyncio.Redis.from_url(redis_url)
+        made.append(lambda: loop.run_until_complete(aclient.aclose()))
+        return AsyncAsSync(async_class(aclient, **settings), loop)
+
+    yield factory
+    for close in made:
+        close()

@@ -47,6 +47,7 @@ STAMP_NAME = ".compat-stamp"
 RECIPE = "2"  # bump when the way a venv is built changes: every stamp then mismatches
 PYTEST_BASE = ["-m", "not slow", "-p", "no:cacheprovider"]
 SHOWN_TESTS_PER_GROUP = 12
+WHOLE_RUN = "the whole run (no test result)"
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,7 @@ def run_combination(combination: Combination, rebuild: bool) -> Result:
 def normalized(message: str) -> str:
     """The message with what varies from run to run (addresses, ports) blanked, for grouping."""
     message = re.sub(r"0x[0-9a-fA-F]+", "0x...", message)
+    message = re.sub(r"/pytest-of-[^/]+/pytest-\d+/", "/pytest-of-USER/pytest-N/", message)
     return re.sub(r"(127\.0\.0\.1|localhost):\d+", r"\1:PORT", message)
 
 
@@ -451,7 +453,7 @@ def report(results: list[Result]) -> str:
         for failure in r.failures:
             groups[normalized(failure.message)][r.combination.name].append(failure.test)
         if r.problem is not None and not r.failures:
-            groups[normalized(r.problem)][r.combination.name].append("(the whole run: no test result)")
+            groups[normalized(r.problem)][r.combination.name].append(WHOLE_RUN)
     if groups:
         lines += ["", f"== failures grouped by error ({len(groups)} distinct)"]
     ordered = sorted(groups.items(), key=lambda item: -sum(len(t) for t in item[1].values()))
@@ -461,10 +463,13 @@ def report(results: list[Result]) -> str:
         for name, tests in by_combination.items():
             shown = collapse(sorted(set(tests)))
             if shown == previous:
-                lines.append(f"    {name}: {len(tests)} tests, the same as above")
+                lines.append(f"    {name}: the same {len(tests)} as above")
                 continue
             previous = shown
-            lines.append(f"    {name}: {len(tests)} tests")
+            if tests == [WHOLE_RUN]:
+                lines.append(f"    {name}: {WHOLE_RUN}")
+                continue
+            lines.append(f"    {name}: {len(tests)} test{'s' if len(tests) != 1 else ''}")
             lines += [f"      {test}" for test in shown[:SHOWN_TESTS_PER_GROUP]]
             if len(shown) > SHOWN_TESTS_PER_GROUP:
                 lines.append(f"      ... and {len(shown) - SHOWN_TESTS_PER_GROUP} more (see .venv-compat/report.txt)")

@@ -111,15 +111,61 @@ class ScriptCall:
     channel: str
     candles: list[Candle] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    sent: list[int] = field(default_factory=list)
+    """Indexes into ``candles`` of the candles the last ``args()`` sent, in order: what the reply answers."""
 
     def args(self, *, retry: bool = False) -> Command:
-        """ARGV: mode, ttl, max candles, channel, then every candle as one newline-delimited JSON blob.
+        """ARGV (see the script's header): mode, TTL, trim rank, channel, range, then three per candle.
 
-        A retried versioned call runs in mode "2": a candle the key already holds
-        byte for byte reports 1, since an earlier attempt of this call may have stored it.
+        Outside retry mode, a candle that cannot end up stored is answered False
+        without being sent: at one timestamp, in versioned mode, only the first
+        candle with the highest sequence can win (if every candle there has a
+        sequence); in unconditional mode, only the last. A retried versioned call
+        runs in mode "2" and sends every candle: one the key already holds byte
+        for byte reports 1, since an earlier attempt of this call may have stored it.
         """
         mode = RETRY_MODE if retry and self.mode == VERSIONED_MODE else self.mode
-        return (mode, self.ttl_seconds, self.max_candles, self.channel, _ENCODER.encode_lines(self.candles))
+        candles = self.candles
+        sent = self.sent = list(range(len(candles))) if retry or len(candles) == 1 else self._contenders()
+        stamps = [candles[i].timestamp for i in sent]
+        args: list[Any] = [
+            mode,
+            b"%d" % self.ttl_seconds,
+            b"-%d" % (self.max_candles + 1),
+            self.channel,
+            b"%d" % min(stamps),
+            b"%d" % max(stamps),
+            b"%d" % (4 * len(set(stamps)) + 16),
+        ]
+        encode = _ENCODER.encode
+        for i in sent:
+            candle = candles[i]
+            sequence = getattr(candle, "sequence_num", None)
+            args += (b"%d" % candle.timestamp, b"" if sequence is None else b"%d" % sequence, encode(candle))
+        return tuple(args)
+
+    def _contenders(self) -> list[int]:
+        """The indexes of the candles that may end up stored (see ``args``), in input order."""
+        candles = self.candles
+        chosen: dict[int, int] = {}  # timestamp -> index of the candle that may win there
+        unsequenced: set[int] = set()  # timestamps where some candle has no sequence: send them all
+        versioned = self.mode != UNCONDITIONAL_MODE
+        for index, candle in enumerate(candles):
+            stamp = candle.timestamp
+            if not versioned:
+                chosen[stamp] = index
+                continue
+            sequence = getattr(candle, "sequence_num", None)
+            if sequence is None:
+                unsequenced.add(stamp)
+                continue
+            best = chosen.get(stamp)
+            if best is None or sequence > candles[best].sequence_num:  # type: ignore[attr-defined]
+                chosen[stamp] = index
+        if not unsequenced:
+            return sorted(chosen.values())
+        keep = set(chosen.values())
+        return [i for i, c in enumerate(candles) if i in keep or c.timestamp in unsequenced]
 
     def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
         """The EVALSHA (or, after NOSCRIPT, EVAL) command for this call."""
@@ -136,11 +182,13 @@ class WritePlan:
     size: int
 
     def results(self, replies: Sequence[Sequence[int]]) -> list[bool]:
-        """Per candle, in input order: True if it was written and is still stored."""
+        """Per candle, in input order: True if it was written and is still stored (unsent candles: False)."""
         results = [False] * self.size
         for call, reply in zip(self.calls, replies, strict=True):
-            for position, written in zip(call.positions, reply, strict=True):
-                results[position] = written == 1
+            positions = call.positions
+            for index, written in zip(call.sent, reply, strict=True):
+                if written == 1:
+                    results[positions[index]] = True
         return results
 
     def partial_results(self, replies: Sequence[Sequence[int] | None]) -> list[bool | None]:
@@ -148,8 +196,12 @@ class WritePlan:
         results: list[bool | None] = [None] * self.size
         for call, reply in zip(self.calls, replies, strict=True):
             if reply is not None:
-                for position, written in zip(call.positions, reply, strict=True):
-                    results[position] = written == 1
+                positions = call.positions
+                for position in positions:
+                    results[position] = False
+                for index, written in zip(call.sent, reply, strict=True):
+                    if written == 1:
+                        results[positions[index]] = True
         return results
 
 

@@ -129,7 +129,7 @@ def test_unconditional_calls_stay_unconditional_in_retry_mode() -> None:
     state.feed([RedisConnectionError("dropped")], now=0.0)
     (command,) = state.next_round() or []
     assert command[4] == b"0"
-    assert command[5] == 0
+    assert command[5] == b"0"
 
 
 def test_the_budget_ends_the_write_with_the_last_failure() -> None:

@@ -7,13 +7,16 @@
 --          applied already: a candle the key holds byte for byte reports 1.
 --          Any other mode is an error.
 -- ARGV[2]  TTL in seconds, decimal digits, for EXPIRE after a write; "0" = leave the TTL alone
--- ARGV[3]  max candles, decimal digits: after a write, keep only the N members with the
---          highest scores (trim by rank, so N members, not N distinct timestamps)
+-- ARGV[3]  the trim rank, "-(N+1)" in digits for max candles N: after a write, keep
+--          only the N members with the highest scores (by rank: N members, not N
+--          distinct timestamps)
 -- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
--- ARGV[5]  the candles, one JSON member per line (newline-delimited JSON: a
---          member never holds a raw newline). Each member begins with
---          {"timestamp":<ms>, and holds "sequenceNum":<n> when it has a sequence.
---          One argument for the whole batch keeps the client's cost per candle low.
+-- ARGV[5]  the lowest timestamp of the candles, ARGV[6] the highest, ARGV[7] a LIMIT
+--          for the range read between them (the client sends 4 x distinct + 16)
+-- ARGV[8..] three per candle, in input order: its timestamp (canonical decimal
+--          digits, as Redis writes an integer score), its sequence (digits, "" = none),
+--          its JSON member. The client computes the first two from the candle, so
+--          this script never parses a new member.
 --
 -- Reply: an array with one integer per candle, in input order: 1 if this call
 -- wrote the candle and it is still in the key when the call ends (in mode "2",
@@ -24,45 +27,29 @@
 -- -> write; sequence s -> write only a sequence > s; no sequence -> write.
 -- Several members at one timestamp (left by a non-atomic writer) count as their
 -- highest sequence and are all replaced. Members are found by score, never by
--- bytes: the same candle may be encoded differently by each client. Sequences
--- are compared as the numbers JavaScript reads (1e+21 and 1.0e3 included).
+-- bytes: the same candle may be encoded differently by each client. Stored
+-- sequences are compared as the numbers JavaScript reads (1e+21 and 1.0e3 included).
 -- If nothing is written, nothing changes (no EXPIRE, no trim, no PUBLISH).
 
-local find, sub, match = string.find, string.sub, string.match
+local find, match = string.find, string.match
 local key = KEYS[1]
-local mode, ttl, max_candles, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local mode, ttl, trim_rank, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if mode ~= "0" and mode ~= "1" and mode ~= "2" then
   return redis.error_reply("versioned_write: unknown mode " .. tostring(mode))
 end
 local versioned = mode ~= "0"
 local retry = mode == "2"
+local FIRST = 8 -- ARGV index of the first candle's timestamp
+local count = (#ARGV - FIRST + 1) / 3
+if count < 1 then
+  return {}
+end
 local CHUNK = 1000 -- items per ZADD/ZREM: stays well below Lua's limit on unpack()
-local TIMESTAMP_PREFIX = '{"timestamp":'
-local TIMESTAMP_DIGITS_AT = #TIMESTAMP_PREFIX + 1
 local SEQUENCE_FIELD = '"sequenceNum":'
 local SEQUENCE_TAIL = 40 -- both writers put sequenceNum last: look in the member's tail first
 
--- == split the batch ==========================================================
-local candles = {}
-do
-  local blob, at = ARGV[5], 1
-  while true do
-    local newline = find(blob, "\n", at, true)
-    if newline == nil then
-      if at <= #blob then candles[#candles + 1] = sub(blob, at) end
-      break
-    end
-    if newline > at then candles[#candles + 1] = sub(blob, at, newline - 1) end
-    at = newline + 1
-  end
-end
-local count = #candles
-if count == 0 then
-  return {}
-end
-
--- The sequence of a member as a number, or nil when it has none. A quote inside
--- a JSON string is escaped, so the field cannot be faked by a string's content.
+-- The sequence of a stored member as a number, or nil when it has none. A quote
+-- inside a JSON string is escaped, so the field cannot be faked by a string's content.
 local function sequence_of(member)
   local from = #member - SEQUENCE_TAIL
   if from < 1 then from = 1 end
@@ -74,19 +61,6 @@ local function sequence_of(member)
   return number and tonumber(number)
 end
 
--- The timestamp of a member, as the digits it was written with.
-local function timestamp_of(member)
-  local digits = nil
-  if find(member, TIMESTAMP_PREFIX, 1, true) == 1 then
-    local ends = find(member, ",", TIMESTAMP_DIGITS_AT, true)
-    if ends ~= nil then digits = sub(member, TIMESTAMP_DIGITS_AT, ends - 1) end
-  end
-  if digits == nil or tonumber(digits) == nil then
-    error("candle member does not begin with {\"timestamp\":<ms>, : " .. sub(member, 1, 80))
-  end
-  return digits
-end
-
 local function call_chunked(command, items)
   for i = 1, #items, CHUNK do
     redis.call(command, key, unpack(items, i, math.min(i + CHUNK - 1, #items)))
@@ -94,42 +68,28 @@ local function call_chunked(command, items)
 end
 
 -- == read what the key holds at the batch's timestamps =========================
-local stamps = {}     -- candle index -> timestamp (number)
-local stamp_text = {} -- timestamp -> timestamp as sent (string)
-local distinct = {}   -- the distinct timestamps, in first-seen order
-local lowest, highest
-for i = 1, count do
-  local text = timestamp_of(candles[i])
-  local t = tonumber(text)
-  stamps[i] = t
-  if stamp_text[t] == nil then
-    stamp_text[t] = text
-    distinct[#distinct + 1] = t
-    if lowest == nil or t < lowest then lowest = t end
-    if highest == nil or t > highest then highest = t end
-  end
-end
-
--- One range read covers the batch; LIMIT bounds it, and a batch whose span holds
--- more members than that (a far-apart re-delivery) reads timestamp by timestamp.
-local existing = {} -- timestamp -> list of members held there
-local limit = 4 * #distinct + 16
-local found = redis.call("ZRANGEBYSCORE", key, stamp_text[lowest], stamp_text[highest], "WITHSCORES", "LIMIT", 0, limit)
+-- Timestamps are matched as text: the client sends them as Redis writes a score.
+local existing = {} -- timestamp text -> list of members held there
+local wanted = {}   -- timestamp text -> true, for the timestamps of this call
+for i = FIRST, #ARGV, 3 do wanted[ARGV[i]] = true end
+local limit = tonumber(ARGV[7])
+local found = redis.call("ZRANGEBYSCORE", key, ARGV[5], ARGV[6], "WITHSCORES", "LIMIT", 0, ARGV[7])
 if #found < 2 * limit then
   for j = 1, #found, 2 do
-    local t = tonumber(found[j + 1])
-    if stamp_text[t] ~= nil then
+    local t = found[j + 1]
+    if wanted[t] then
       local list = existing[t]
       if list == nil then
-        list = {}
-        existing[t] = list
+        existing[t] = { found[j] }
+      else
+        list[#list + 1] = found[j]
       end
-      list[#list + 1] = found[j]
     end
   end
 else
-  for _, t in ipairs(distinct) do
-    local members = redis.call("ZRANGEBYSCORE", key, stamp_text[t], stamp_text[t])
+  -- a far-apart batch whose span holds more members than LIMIT: timestamp by timestamp
+  for t in pairs(wanted) do
+    local members = redis.call("ZRANGEBYSCORE", key, t, t)
     if #members > 0 then existing[t] = members end
   end
 end
@@ -149,36 +109,37 @@ if versioned then
   end
 end
 
-local winner = {}      -- timestamp -> index of the candle that ends up stored there
-local held_member = {} -- retry mode only: timestamp -> the one member held there, if exactly one
-local already = {}     -- retry mode only: candle index -> true when the key holds this very candle
+local winner = {}      -- timestamp text -> ARGV index of the candle that ends up stored there
+local held_member = {} -- retry mode only: timestamp text -> the one member held there, if exactly one
+local already = {}     -- retry mode only: ARGV index -> true when the key holds this very candle
 if retry then
   for t, members in pairs(existing) do
     if #members == 1 then held_member[t] = members[1] end
   end
 end
-for i = 1, count do
-  local t = stamps[i]
+for i = FIRST, #ARGV, 3 do
+  local t = ARGV[i]
   if not versioned then
     winner[t] = i
   else
-    local seq = sequence_of(candles[i])
     local held = holds[t]
+    local seq = ARGV[i + 1]
+    if seq == "" then seq = nil else seq = tonumber(seq) end
     if held == nil or held == true or (seq ~= nil and seq > held) then
       winner[t] = i
       if seq == nil then holds[t] = true else holds[t] = seq end
-      if retry then held_member[t] = candles[i] end
-    elseif retry and held_member[t] == candles[i] then
+      if retry then held_member[t] = ARGV[i + 2] end
+    elseif retry and held_member[t] == ARGV[i + 2] then
       already[i] = true
     end
   end
 end
 
 local reply = {}
-for i = 1, count do reply[i] = 0 end
+for n = 1, count do reply[n] = 0 end
 if next(winner) == nil then
   -- nothing written: what was found stays as it is, so a retry's own candle is still stored
-  for i in pairs(already) do reply[i] = 1 end
+  for i in pairs(already) do reply[(i - FIRST) / 3 + 1] = 1 end
   return reply
 end
 
@@ -189,8 +150,8 @@ end
 -- is being added again.
 local removals, additions = {}, {}
 for t, i in pairs(winner) do
-  local member = candles[i]
-  additions[#additions + 1] = stamp_text[t]
+  local member = ARGV[i + 2]
+  additions[#additions + 1] = t
   additions[#additions + 1] = member
   local members = existing[t]
   if members ~= nil then
@@ -198,7 +159,7 @@ for t, i in pairs(winner) do
       if old ~= member then removals[#removals + 1] = old end
     end
   end
-  reply[i] = 1
+  reply[(i - FIRST) / 3 + 1] = 1
 end
 call_chunked("ZADD", additions)
 if #removals > 0 then call_chunked("ZREM", removals) end
@@ -207,23 +168,22 @@ if ttl ~= "0" then
 end
 for i in pairs(already) do
   -- a retry's own candle still counts if no later candle of this call replaced it
-  if held_member[stamps[i]] == candles[i] then reply[i] = 1 end
+  if held_member[ARGV[i]] == ARGV[i + 2] then reply[(i - FIRST) / 3 + 1] = 1 end
 end
 
--- == trim to the newest max_candles members ====================================
-local trimmed = redis.call("ZREMRANGEBYRANK", key, 0, -(max_candles + 1))
-if trimmed > 0 then
+-- == trim to the newest max candles members ====================================
+if redis.call("ZREMRANGEBYRANK", key, 0, trim_rank) > 0 then
   local oldest = tonumber(redis.call("ZRANGE", key, 0, 0, "WITHSCORES")[2])
-  for i = 1, count do
-    if reply[i] == 1 and stamps[i] < oldest then reply[i] = 0 end
+  for n = 1, count do
+    if reply[n] == 1 and tonumber(ARGV[FIRST + 3 * (n - 1)]) < oldest then reply[n] = 0 end
   end
 end
 
 -- == announce ==================================================================
 if channel ~= "" then
-  for i = 1, count do
-    if reply[i] == 1 then
-      redis.call("PUBLISH", channel, candles[i])
+  for n = 1, count do
+    if reply[n] == 1 then
+      redis.call("PUBLISH", channel, ARGV[FIRST + 3 * (n - 1) + 2])
     end
   end
 end

@@ -335,6 +335,15 @@ def replay_set_indicators(
 # ---- reads ----------------------------------------------------------------------------------------------------------
 
 
+READ_METHOD = {
+    "getTicker": "get_ticker",
+    "getOrderbook": "get_orderbook",
+    "getIndicator": "get_indicator",
+    "hasTicker": "has_ticker",
+    "hasIndicator": "has_indicator",
+}
+
+
 def replay_get(case: dict[str, Any], make_value_cache: Callable[..., Any], r: redis.Redis, sub: PubSub) -> None:
     kind = KIND[case["strategy"]]
     cache = make_value_cache(kind)
@@ -357,8 +366,7 @@ def replay_get(case: dict[str, Any], make_value_cache: Callable[..., Any], r: re
     else:
         assert (ticker_key if kind == "ticker" else orderbook_key)(user, exchange, location[0]) == case["key"]
 
-    call = getattr(cache, {"getTicker": "get_ticker", "getOrderbook": "get_orderbook", "getIndicator": "get_indicator",
-                           "hasTicker": "has_ticker", "hasIndicator": "has_indicator"}[case["call"]])  # fmt: skip
+    call = getattr(cache, READ_METHOD[case["call"]])
     if "error" in case or case["note"] in NODE_RETURNS_WE_REFUSE:
         with pytest.raises(ValidationError) as raised:
             call(user, exchange, *location)

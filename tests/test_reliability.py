@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import signal
 import sys
 import threading
@@ -123,6 +124,12 @@ class CloseListener:
         self.pubsub.close()
 
 
+def is_wrongtype(error: BaseException) -> bool:
+    """WRONGTYPE as the script's caller sees it: as is (Redis 7, Valkey), or wrapped in "Error running script" (6.2)."""
+    text = str(error)
+    return text.startswith("WRONGTYPE") or (text.startswith("Error running script") and "WRONGTYPE" in text)
+
+
 def per_channel(events: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
     for channel, data in events:
@@ -159,7 +166,7 @@ def check_partial_batch(cache: Any, admin: Any, listener: CloseListener) -> list
     assert list(error.errors) == [key_of(BAD)]
     cause = error.errors[key_of(BAD)]
     assert type(cause) is ResponseError
-    assert str(cause).startswith("WRONGTYPE")
+    assert is_wrongtype(cause)
     assert error.__cause__ is cause
     assert key_of(BAD) in str(error)
     assert key_of("BTC-USD") not in str(error)
@@ -185,7 +192,7 @@ def check_every_series_failing(cache: Any, admin: Any, listener: CloseListener) 
         cache.add_candles_if_newer(USER, EXCHANGE, batch, publish_close=True)
     error = raised.value
     assert type(error) is ResponseError  # not PartialWriteError: nothing was applied
-    assert str(error).startswith("WRONGTYPE")
+    assert is_wrongtype(error)
     assert [n for n in notes(error) if key_of(BAD) in n] == [
         f"livermore_cache: series {key_of(BAD)} failed: the script refused it before writing anything."
     ]
@@ -330,7 +337,8 @@ def test_busy_server_is_retried(private_server: Start, cache_at: CacheAt) -> Non
     print(f"BUSY: {cache.stats.retried_rounds} retried rounds")
     assert cache.stats.retried_rounds > 0
     assert cache.stats.last_failure.startswith("ResponseError: BUSY")
-    assert busy_errors(admin) == 1 + cache.stats.retried_rounds, "the probe's BUSY and one per retried round"
+    # the probe's BUSY, one per retried round, and (on servers that know CLIENT SETINFO) the handshake's BUSYs
+    assert busy_errors(admin) >= 1 + cache.stats.retried_rounds
     assert zmembers(admin, key_of("BTC-USD")) == [encoded(unified(T0 - MINUTE, 1)), encoded(unified(T0, 1))]
     admin.close()
 
@@ -354,13 +362,11 @@ def test_closed_port_gives_up_within_the_deadline(cache_at: CacheAt) -> None:
     # it stops at whichever comes first: 20 retries (their pauses add up to 8.75 s) or the 10 s deadline
     pauses = sum(backoff_s(attempt) for attempt in range(1, cache.retries + 1))
     assert elapsed >= min(pauses, cache.retry_timeout_s - MAX_BACKOFF_S), "it retried until the budget ran out"
-    gave_up = [n for n in notes(raised.value) if n.startswith(f"livermore_cache: series {key_of('BTC-USD')}: gave up")]
-    assert gave_up in (
-        [f"livermore_cache: series {key_of('BTC-USD')}: gave up after 20 retries (retries=20)."],
-        [
-            f"livermore_cache: series {key_of('BTC-USD')}: gave up after {cache.stats.retried_rounds - 1} retries: "
-            "the retry_timeout_s deadline has passed."
-        ],
+    prefix = re.escape(f"livermore_cache: series {key_of('BTC-USD')}: gave up after ")
+    gave_up = [n for n in notes(raised.value) if re.match(prefix, n)]
+    assert len(gave_up) == 1
+    assert re.fullmatch(
+        prefix + r"(20 retries \(retries=20\)|\d+ retries: the retry_timeout_s deadline has passed)\.", gave_up[0]
     )
     assert 1 < cache.stats.retried_rounds <= cache.retries + 1
 
@@ -383,6 +389,30 @@ def test_paused_server_gives_up_within_the_deadline(private_server: Start, cache
     assert elapsed >= retry_timeout_s - MAX_BACKOFF_S
     assert any(MAYBE_APPLIED in n for n in notes(raised.value))
     assert any("retry_timeout_s deadline has passed" in n for n in notes(raised.value))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: a refused connect (nothing was sent) is classified AMBIGUOUS, so the error says the write "
+    "'may or may not have been applied' and later rounds run in retry mode",
+)
+def test_a_refused_connection_is_not_reported_as_maybe_applied(cache_at: CacheAt) -> None:
+    cache = cache_at(f"redis://127.0.0.1:{free_port()}/0", retries=1)
+    with pytest.raises(redis.ConnectionError) as raised:
+        cache.add_candle_if_newer(USER, EXCHANGE, unified())
+    assert any("gave up after 1 retries" in n for n in notes(raised.value))
+    assert not any(MAYBE_APPLIED in n for n in notes(raised.value)), "nothing was sent: it was not applied"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: WriteRounds.feed counts the failed round that ends the write as a retried round",
+)
+def test_retried_rounds_counts_only_rounds_sent_again(cache_at: CacheAt) -> None:
+    cache = cache_at(f"redis://127.0.0.1:{free_port()}/0", retries=0)
+    with pytest.raises(redis.ConnectionError):
+        cache.add_candle_if_newer(USER, EXCHANGE, unified())
+    assert cache.stats.retried_rounds == 0, "retries=0: no round was sent again"
 
 
 # 5. Settings are bounded -----------------------------------------------------------------------------------------
@@ -450,11 +480,19 @@ def wait_link_up(replica: redis.Redis, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def test_replica_refuses_at_once(private_server: Start, cache_at: CacheAt) -> None:
+def test_replica_refuses_at_once(request: pytest.FixtureRequest, private_server: Start, cache_at: CacheAt) -> None:
     primary = private_server("--repl-diskless-sync-delay", "0")  # the replica syncs at once, not after 5 s
     replica = private_server("--replicaof", "127.0.0.1", str(primary.port))
     primary_client, replica_client = redis.Redis.from_url(primary.url), redis.Redis.from_url(replica.url)
     wait_link_up(replica_client)
+    if int(str(replica_client.info("server")["redis_version"]).split(".")[0]) < 7:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="library gap: Redis 6.2 wraps a script's READONLY as ResponseError('Error running script ... "
+                "-READONLY ...'), which retry.classify and _annotate do not recognise as ReadOnlyError",
+            )
+        )
     cache = cache_at(replica.url)
     writes: list[tuple[str, Any]] = [
         ("add_candle_if_newer", unified(T0, 1)),

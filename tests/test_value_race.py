@@ -45,12 +45,23 @@ def ticker(timestamp: int) -> Ticker:
     )
 
 
-def shuffles(seed: int) -> list[list[int]]:
-    """Per writer, every timestamp 1..N once, each writer in an order of its own."""
+def shuffles(seed: int, window: int | None = None) -> list[list[int]]:
+    """Per writer, every timestamp 1..N once, each writer in an order of its own.
+
+    ``window=None``: each a full shuffle (few wins: the running maxima). ``window=w``:
+    ascending blocks of ``w``, each block shuffled (many wins, contended by every writer).
+    """
     out = []
     for writer in range(WRITERS):
+        rng = random.Random(seed * 1000 + writer)
         stamps = list(range(1, STAMPS + 1))
-        random.Random(seed * 1000 + writer).shuffle(stamps)
+        if window is None:
+            rng.shuffle(stamps)
+        else:
+            blocks = [stamps[i : i + window] for i in range(0, STAMPS, window)]
+            for block in blocks:
+                rng.shuffle(block)
+            stamps = [t for block in blocks for t in block]
         out.append(stamps)
     assert len({tuple(s) for s in out}) == WRITERS
     return out
@@ -98,11 +109,11 @@ def published(pubsub: Any) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("seed", "window"), [(1, None), (2, None), (3, 4)], ids=["shuffled", "shuffled-2", "blocks"])
 def test_racing_newer_wins_writers_leave_the_newest_and_publish_once_per_win(
-    r: redis.Redis, redis_url: str, seed: int, record_property: Any
+    r: redis.Redis, redis_url: str, seed: int, window: int | None, record_property: Any
 ) -> None:
-    orders = shuffles(seed)
+    orders = shuffles(seed, window)
     pubsub = r.pubsub()  # type: ignore[no-untyped-call]
     pubsub.subscribe(CHANNEL)
     confirmed = pubsub.get_message(timeout=5)

@@ -93,11 +93,13 @@ def info(server: ServerProcess, section: str = "replication") -> dict[str, Any]:
         return dict(client.info(section))
 
 
-def wait_for(done: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+def wait_for(done: Callable[[], bool], what: str, timeout: float = 20.0, abort: threading.Event | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+        if abort is not None and abort.is_set():
+            raise AssertionError(f"the writer stopped while waiting for {what}")
         time.sleep(0.05)
 
 
@@ -223,7 +225,7 @@ class Orchestra:
 
     def run(self) -> None:
         try:
-            wait_for(lambda: len(self.acked) >= 3 * SLOTS, "the writer to get going")
+            wait_for(lambda: len(self.acked) >= 3 * SLOTS, "the writer to get going", abort=self.stop)
             # checkpoint: acknowledged before the offset was read, and the replica has reached that offset
             acked = self.acked[-1]
             offset = int(info(self.group.primary)["master_repl_offset"])
@@ -236,12 +238,12 @@ class Orchestra:
             self.park_at = self.last_before_kill + SLOTS // 2
             wait_for(lambda: promoted(self.group), "the sentinels to promote the replica", timeout=30)
             self.failover_s = time.monotonic() - killed_at
-            assert self.parked.wait(30), "the writer did not park"
+            wait_for(self.parked.is_set, "the writer to park", timeout=30, abort=self.stop)
             self.acked_at_snapshot = len(self.acked)
             self.snapshot = held(self.group.replica)
             self.release.set()
             after = len(self.acked)
-            wait_for(lambda: len(self.acked) >= after + 2 * SLOTS, "the writer to go on after the failover")
+            wait_for(lambda: len(self.acked) >= after + 2 * SLOTS, "the writer to go on", abort=self.stop)
         except BaseException as error:
             self.errors.append(error)
         finally:

@@ -178,6 +178,21 @@ def test_orderbooks_and_indicators_across_slots(
     assert len(got) == 60
 
 
+def test_plain_setters_across_slots(on_cluster: Callable[[str], Any], checker: Any, r: redis.Redis) -> None:
+    """The Node service's unconditional writes: one pipeline (SET ... EX) over keys on every node."""
+    cache, single = on_cluster("indicator"), IndicatorCache(r)
+    values = [indicator(s, T0 - i, 1.5) for i, s in enumerate(SYMBOLS)]
+    cache.set_indicators(U, E, values)
+    single.set_indicators(U, E, values)
+    keys = [indicator_key(U, E, s, "1h", "macd-v") for s in SYMBOLS]
+    assert [checker.get(k) for k in keys] == [r.get(k) for k in keys]
+    assert all(89_000_000 < int(checker.pttl(k)) <= 90_000_000 for k in keys)
+    tickers = on_cluster("ticker")
+    tickers.set_ticker(U, E, ticker(SYMBOLS[0], T0, 1.5))
+    tickers.set_ticker(U, E, ticker(SYMBOLS[0], T0 - 5, 2.5))  # older, written anyway
+    assert checker.get(ticker_key(U, E, SYMBOLS[0])) == encode_ticker(ticker(SYMBOLS[0], T0 - 5, 2.5))
+
+
 def test_a_wrong_type_key_on_one_node_is_a_partial_write(on_cluster: Callable[[str], Any], checker: Any) -> None:
     cache = on_cluster("ticker")
     bad = ticker_key(U, E, SYMBOLS[3])

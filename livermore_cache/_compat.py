@@ -15,9 +15,9 @@ API                               releases and differences
 ``Connection.retry``              5.0+: the policy ``connect()`` applies; the
                                   write path swaps in a no-retry policy for its
                                   own connects so that they cannot stretch a round.
-``Connection.pack_commands``,     5.0+, sync and asyncio: unchanged.
-``send_packed_command``,
-``read_response``, ``disconnect``
+``Connection.send_packed_command``5.0+, sync and asyncio: unchanged (given a list
+``read_response``, ``disconnect``  of buffers; the library packs RESP itself).
+``Connection.is_connected``       asyncio 5.0+, sync 6.0+; before, ``_sock``.
 ``Redis.connection``              5.0+: the one connection of a client made
                                   with ``single_connection_client=True``;
 ``Redis.single_connection_lock``  sync 7.2+ (a lock around it; absent before);
@@ -49,6 +49,7 @@ __all__ = [
     "async_release_node_connection",
     "connect_once",
     "connection_from_pool",
+    "is_connected",
     "private_connection",
     "single_connection",
 ]
@@ -105,6 +106,14 @@ class connect_once:
     def __exit__(self, *exc: object) -> None:
         if self._saved is not None:
             self._connection.retry = self._saved
+
+
+def is_connected(connection: Any) -> bool:
+    """Whether the connection has a socket: ``is_connected`` where redis-py has it, else ``_sock``."""
+    state = getattr(connection, "is_connected", None)
+    if state is None:
+        return getattr(connection, "_sock", None) is not None
+    return bool(state() if callable(state) else state)
 
 
 def single_connection(client: Any) -> tuple[Any, Any]:

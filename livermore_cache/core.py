@@ -304,7 +304,9 @@ def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: 
 
 
 def _timestamps(reply: Sequence[bytes | str]) -> list[int]:
-    return [int(float(score)) for score in reply]
+    """The scores that are open times: a non-integral score (a foreign writer's) marks no candle boundary."""
+    scores = (float(score) for score in reply)
+    return [int(score) for score in scores if score.is_integer()]
 
 
 def timestamps_in_range_query(

@@ -181,11 +181,10 @@ class WriteRounds:
         trouble: BaseException | None = None
         noscript = 0
         for index, outcome in zip(self.pending, outcomes, strict=True):
-            kind = classify(outcome, cluster=self.cluster)
-            if kind is Outcome.REPLY:
+            if not isinstance(outcome, BaseException):
                 self.replies[index] = outcome
                 continue
-            assert isinstance(outcome, BaseException)
+            kind = classify(outcome, cluster=self.cluster)
             if kind is Outcome.FAIL:
                 self.errors[index] = outcome
                 continue

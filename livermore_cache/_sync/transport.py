@@ -25,6 +25,7 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError, Sl
 
 from livermore_cache import _compat
 from livermore_cache.core import Command
+from livermore_cache.resp import pack_commands
 from livermore_cache.retry import AMBIGUOUS_ERRORS, Plan, WriteRounds, WriteStats
 
 from . import _backend
@@ -35,11 +36,11 @@ __all__ = ["ClusterRounds", "ServerRounds", "write"]
 def _exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
     """The commands in one write on one connection, then every reply; error replies come back as exceptions."""
     try:
-        with _compat.connect_once(connection):
-            connection.connect()
-        packed = connection.pack_commands(commands)
+        if not _compat.is_connected(connection):
+            with _compat.connect_once(connection):
+                connection.connect()
         # One buffer, one sendall: redis-py would send a large batch as one syscall per 6 kB piece.
-        connection.send_packed_command([b"".join(packed)] if len(packed) > 1 else packed)
+        connection.send_packed_command([pack_commands(commands)])
         outcomes: list[Any] = []
         for _ in commands:
             try:

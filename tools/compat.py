@@ -419,9 +419,10 @@ def run_combination(combination: Combination, rebuild: bool) -> Result:
 
 
 def normalized(message: str) -> str:
-    """The message with what varies from run to run (addresses, ports) blanked, for grouping."""
+    """The message with what varies between runs and combinations (addresses, ports, versions) blanked, for grouping."""
     message = re.sub(r"0x[0-9a-fA-F]+", "0x...", message)
     message = re.sub(r"/pytest-of-[^/]+/pytest-\d+/", "/pytest-of-USER/pytest-N/", message)
+    message = re.sub(r"(?<![\d.])\d+\.\d+\.\d+(?![\d.])", "X.Y.Z", message)  # "this is redis-py 5.0.8"
     return re.sub(r"(127\.0\.0\.1|localhost):\d+", r"\1:PORT", message)
 
 

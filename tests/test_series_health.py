@@ -241,16 +241,22 @@ def test_bad_arguments_are_refused(cache: Any, call: Callable[[Any], Any], field
     assert raised.value.field == field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: core._timestamps truncates a non-integral score with int(float(score)), so a stray score "
-    "T0 + 60000.25 reads as the boundary T0 + 60000 (repeated, and covering it); see the report",
-)
 def test_a_non_integral_score_is_no_open_time(cache: Any, r: redis.Redis) -> None:
+    """A foreign score such as T0 + 60000.25 is read as no open time (not truncated to the boundary T0 + 60000)."""
     key = key_of("1m")
     write_series(cache, r, "1m", [T0 + MINUTE], {})
     r.zadd(key, {b"stray-a": T0 + 0.5, b"stray-b": T0 + MINUTE + 0.25})
     got = cache.get_candle_timestamps(USER, EXCHANGE, SYMBOL, "1m", T0, T0 + 2 * MINUTE)
     assert got == sorted(set(got)), "distinct"
     assert T0 not in got, "no candle opens at T0: only a score of T0 + 0.5 is there"
+    assert got == [T0 + MINUTE]
     assert cache.find_gaps(USER, EXCHANGE, SYMBOL, "1m", T0, T0 + MINUTE) == [Gap(T0, T0, 1)]
+    assert cache.is_ready(USER, EXCHANGE, SYMBOL, "1m", 1) is False, "the newest score, T0 + 60000.25, is no open time"
+    assert cache.add_candles_if_newer(USER, EXCHANGE, [unified(T0 + 2 * MINUTE, 1)]) == [True]
+    assert cache.is_ready(USER, EXCHANGE, SYMBOL, "1m", 1) is True
+    assert cache.is_ready(USER, EXCHANGE, SYMBOL, "1m", 2) is False, "a stray among the newest: not ready"
+    r.zadd(key, {b"stray-c": T0 + 2 * MINUTE + 0.5})  # the newest score is no open time again
+    assert cache.is_ready(USER, EXCHANGE, SYMBOL, "1m", 1) is False
+    r.zadd(key, {b"stray-c": "+inf"})
+    assert cache.is_ready(USER, EXCHANGE, SYMBOL, "1m", 1) is False
+    assert cache.get_candle_timestamps(USER, EXCHANGE, SYMBOL, "1m", 0, 2**53 - 1) == [T0 + MINUTE, T0 + 2 * MINUTE]

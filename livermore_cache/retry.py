@@ -203,7 +203,6 @@ class WriteRounds:
         if trouble is None:
             return 0.0
         self.failed_rounds += 1
-        self.stats.retried_rounds += 1
         self.stats.last_failure = f"{type(trouble).__name__}: {trouble}"
         pause = backoff_s(self.failed_rounds)
         if self.failed_rounds > self.retries:
@@ -214,6 +213,7 @@ class WriteRounds:
             self.errors.update(latest)
             self.pending = []
             return 0.0
+        self.stats.retried_rounds += 1
         return pause
 
     def results(self) -> list[bool]:

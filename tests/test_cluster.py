@@ -14,7 +14,7 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
+from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, _compat, candle_key
 from tests.servers import ClusterProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified
@@ -116,7 +116,11 @@ def test_close_events_on_a_cluster(cluster: ClusterProcess) -> None:
 
 
 def test_subscribing_through_the_cluster_client(cluster_cache: Any) -> None:
-    """subscribe_closes on a RedisCluster facade (ClusterPubSub), sync and asyncio."""
+    """subscribe_closes on a RedisCluster facade (ClusterPubSub), sync and asyncio (asyncio: redis-py 8.0+)."""
+    if isinstance(cluster_cache, AsyncAsSync) and not _compat.ASYNC_CLUSTER_PUBSUB:
+        with pytest.raises(RuntimeError, match=r"needs redis-py 8\.0 or newer"):
+            cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
+        return
     subscription = cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
     if hasattr(subscription, "aclose"):  # the asyncio subscription
         subscription = AsyncAsSync(subscription, cluster_cache.loop)

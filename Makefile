@@ -56,4 +56,4 @@ microbench: install  ## validate+encode and decode against the standard library'
 	$(BIN)/python -m pytest tests/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build
+	rm -rf $(VENV) .venv-compat .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

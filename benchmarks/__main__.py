@@ -28,7 +28,16 @@ from tests.servers import find_server
 from .contestants import CONTESTANTS, Settings
 from .report import table, write_chart, write_json
 from .runner import round_trips, run
-from .workload import MAX_CANDLES, WORKLOADS, FeedShape, highest_sequences, make_feed
+from .workload import (
+    MAX_CANDLES,
+    TICK_MS,
+    WORKLOADS,
+    FeedShape,
+    highest_sequences,
+    make_feed,
+    make_ticker_feed,
+    newest_tickers,
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "Concurrent writers racing on the same candles: today's read-then-write (seed), WATCH/MULTI (watch), "
             "the library's atomic script per update (lua) and in batches (lua-batch), the asyncio facade, and an "
             "unversioned ZADD ceiling; in three workloads: the stream into empty keys, into full keys (every new "
-            "timestamp trims), and in batches of 1,000. Starts a private Redis unless REDIS_URL (or --redis-url) "
-            "names one."
+            "timestamp trims), and in batches of 1,000. Then the ticker race: the Node service's plain SETEX "
+            "(seed-ticker) beside set_ticker_if_newer (ticker-if-newer, and in batches: ticker-if-newer-batch) on "
+            "an out-of-order ticker feed. Starts a private Redis unless REDIS_URL (or --redis-url) names one."
         ),
     )
     parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="quick: about a minute; full: every W")
@@ -77,18 +87,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(WORKLOADS),
         help="comma-separated, from: "
         + "; ".join(
-            f"{w.name} ({w.title}, {', '.join(w.contestants) if w.contestants else 'every contestant'})"
+            f"{w.name} ({w.title}, {', '.join(w.contestants) if w.contestants else 'every candle contestant'})"
             for w in WORKLOADS.values()
         ),
     )
     parser.add_argument(
         "--contestants", default=",".join(CONTESTANTS), help="comma-separated, from: " + ", ".join(CONTESTANTS)
     )
-    parser.add_argument("--batch-size", type=int, default=100, help="updates per batch for lua-batch and ceiling")
+    parser.add_argument(
+        "--batch-size", type=int, default=100, help="updates per batch for lua-batch, ceiling and ticker-if-newer-batch"
+    )
     parser.add_argument("--seed", type=int, help="feed seed (default: random, printed so a run can be repeated)")
     parser.add_argument("--symbols", type=int, help="series in the feed (default: by mode)")
     parser.add_argument("--timestamps", type=int, help="candle timestamps per series (default: by mode)")
-    parser.add_argument("--updates", type=int, help="updates per candle (default: by mode)")
+    parser.add_argument(
+        "--updates", type=int, help="updates per candle (default: by mode); tickers: timestamps x updates per symbol"
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="an existing server (it is FLUSHED)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="where JSON and PNG go")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG")
@@ -214,6 +228,31 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
 
+    ticker_rows = [r for r in rows if r["workload"] == "ticker"]
+    newer = [r for r in ticker_rows if r["contestant"].startswith("ticker-if-newer")]
+    by_contestant = {
+        c: ", ".join(f"W={r['writers']}: {r['stale']}" for r in ticker_rows if r["contestant"] == c)
+        for c in dict.fromkeys(r["contestant"] for r in ticker_rows)
+    }
+    stale = sum(r["stale"] for r in newer)
+    targets.append(
+        {
+            "name": "ticker_newer_wins",
+            "target": "ticker-if-newer: zero stale tickers at every W",
+            "measured": (
+                f"{stale} stale over {len(newer)} runs (stale of {result['tickers']['symbols']} symbols: "
+                + "; ".join(f"{c} {counts}" for c, counts in by_contestant.items())
+                + ")"
+            )
+            if newer
+            else "not measured: needs ticker-if-newer in the ticker workload",
+            "ratio": None,
+            "limit": 0,
+            "floor": False,
+            "met": stale == 0 if newer else None,
+        }
+    )
+
     publishing = [r for r in rows if r["contestant"].startswith("lua-publish")]
     if publishing:
         lost = sum(r["events_lost"] for r in publishing)
@@ -271,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         (workload, contestant, writers)
         for workload in (WORKLOADS[name] for name in workload_names)
         for contestant in contestants
-        if workload.contestants is None or contestant in workload.contestants
+        if workload.runs(contestant)
         for writers in writer_counts
     ]
     started_at = datetime.now(UTC)
@@ -284,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"feed: {len(feed):,} updates for {len(highest):,} candles ({shape.symbols} series x {shape.timestamps} timestamps "
           f"x {shape.updates_per_timestamp} updates, window {shape.window}, {shape.redelivery:.0%} re-delivered)")  # fmt: skip
 
+    tickers = make_ticker_feed(shape, seed)
+    newest = newest_tickers(tickers)
+    if any(w.tickers for w, _, _ in plan):
+        print(f"ticker feed: {len(tickers):,} updates of {len(newest)} symbols ({shape.ticker_updates_per_symbol:,} "
+              f"timestamps each, {TICK_MS} ms apart, every one delivered {shape.ticker_copies}x, "
+              f"{shape.redelivery:.0%} once more, window {shape.window})")  # fmt: skip
     print("workloads: " + "; ".join(f"{w.name}: {w.title}" for w in dict.fromkeys(w for w, _, _ in plan)))
     with server(args.redis_url) as (url, description):
         with redis.Redis.from_url(url) as client:
@@ -294,10 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ZADD {zadd_rtt:.1f} us, add_candle_if_newer {lua_rtt:.1f} us")
         rows = []
         for index, (workload, contestant, writers) in enumerate(plan, 1):
-            print(f"[{index}/{len(plan)}] {workload.name:<10} {contestant:<16} W={writers:<3} ", end="", flush=True)
+            print(f"[{index}/{len(plan)}] {workload.name:<10} {contestant:<21} W={writers:<3} ", end="", flush=True)
             began = time.monotonic()
             run_settings = replace(settings, batch_size=workload.batch_size or settings.batch_size)
-            row = run(url, contestant, writers, feed, highest, symbols, run_settings, workload)
+            if workload.tickers:
+                row = run(url, contestant, writers, tickers, newest, symbols, run_settings, workload)
+            else:
+                row = run(url, contestant, writers, feed, highest, symbols, run_settings, workload)
             rows.append(row.as_dict())
             print(f"{row.writes_per_s:>10,.0f} writes/s  stale {row.stale:<5} dupes {row.duplicates:<5} "
                   f"({time.monotonic() - began:.1f}s)", flush=True)  # fmt: skip
@@ -328,6 +376,15 @@ def main(argv: list[str] | None = None) -> int:
             "updates_per_timestamp": shape.updates_per_timestamp,
             "window": shape.window,
             "redelivery": shape.redelivery,
+        },
+        "tickers": {
+            "updates": len(tickers),
+            "symbols": len(newest),
+            "timestamps_per_symbol": shape.ticker_updates_per_symbol,
+            "tick_ms": TICK_MS,
+            "copies": shape.ticker_copies,
+            "redelivery": shape.redelivery,
+            "window": shape.window,
         },
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "rows": rows,

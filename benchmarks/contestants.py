@@ -1,7 +1,10 @@
 """The contestants: how each one writes its share of the feed.
 
 ``seed`` and ``watch`` are references to beat; they live here, never in the library.
-Each writer returns the latency of every call it made and how often it retried.
+So is ``seed-ticker``, the Node service's ticker write (a plain ``SETEX``), beside the
+library's ``ticker-if-newer`` (``set_ticker_if_newer``) and ``ticker-if-newer-batch``
+(``set_tickers_if_newer``). Each writer returns the latency of every call it made and
+how often it retried.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import redis
 import redis.asyncio
 from redis.exceptions import WatchError
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
+from livermore_cache import AsyncCandleCache, CandleCache, Ticker, TickerCache, UnifiedCandle, candle_key, ticker_key
 
-from .workload import EXCHANGE_ID, USER_ID
+from .workload import EXCHANGE_ID, TICKER_CONTESTANTS, USER_ID
 
 ENCODE = msgspec.json.Encoder().encode
 DECODE = msgspec.json.Decoder().decode
@@ -170,6 +173,57 @@ SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], R
 SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
 
+def write_seed_ticker(client: redis.Redis, tickers: list[Ticker], settings: Settings) -> RunResult:
+    """The Node service's ``setTicker``: ``SETEX`` every update, whatever the key holds (last writer wins)."""
+    result = RunResult()
+    clock = time.perf_counter_ns
+    keys: dict[str, str] = {}
+    for ticker in tickers:
+        started = clock()
+        key = keys.get(ticker.symbol)
+        if key is None:
+            key = keys[ticker.symbol] = ticker_key(USER_ID, EXCHANGE_ID, ticker.symbol)
+        # The SETEX command itself, as Node sends it (redis-py's .setex() warns that it is deprecated).
+        client.execute_command("SETEX", key, settings.ttl_seconds, ENCODE(ticker))  # type: ignore[no-untyped-call]
+        result.latencies_ns.append(clock() - started)
+    return result
+
+
+def write_ticker_if_newer(client: redis.Redis, tickers: list[Ticker], settings: Settings) -> RunResult:
+    """The library, one ``set_ticker_if_newer`` per update."""
+    cache = TickerCache(client, ttl_seconds=settings.ttl_seconds)
+    result = RunResult()
+    clock = time.perf_counter_ns
+    write = cache.set_ticker_if_newer
+    for ticker in tickers:
+        started = clock()
+        result.written += write(USER_ID, EXCHANGE_ID, ticker)
+        result.latencies_ns.append(clock() - started)
+    return result
+
+
+def write_ticker_if_newer_batch(client: redis.Redis, tickers: list[Ticker], settings: Settings) -> RunResult:
+    """The library, ``set_tickers_if_newer`` over batches of ``batch_size`` updates (a symbol may recur in one)."""
+    cache = TickerCache(client, ttl_seconds=settings.ttl_seconds)
+    result = RunResult()
+    clock = time.perf_counter_ns
+    size = settings.batch_size
+    for start in range(0, len(tickers), size):
+        started = clock()
+        written = cache.set_tickers_if_newer(USER_ID, EXCHANGE_ID, tickers[start : start + size])
+        result.latencies_ns.append(clock() - started)
+        result.written += sum(written)
+    return result
+
+
+TICKER_WRITERS: dict[str, Callable[[redis.Redis, list[Ticker], Settings], RunResult]] = {
+    "seed-ticker": write_seed_ticker,
+    "ticker-if-newer": write_ticker_if_newer,
+    "ticker-if-newer-batch": write_ticker_if_newer_batch,
+}
+assert tuple(TICKER_WRITERS) == TICKER_CONTESTANTS
+
+
 async def write_async(
     url: str, shares: list[list[UnifiedCandle]], settings: Settings, batched: bool, start: Callable[[], None]
 ) -> RunResult:
@@ -200,8 +254,10 @@ async def write_async(
 
 
 ASYNC_CONTESTANTS = {"lua-async": False, "lua-batch-async": True}
-CONTESTANTS = (*SYNC_WRITERS, *ASYNC_CONTESTANTS)
-BATCHED = frozenset({"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async"})
+CONTESTANTS = (*SYNC_WRITERS, *ASYNC_CONTESTANTS, *TICKER_WRITERS)
+BATCHED = frozenset(
+    {"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch"}
+)
 """Contestants that send ``batch_size`` updates per call; the others send one."""
 UNVERSIONED = frozenset({"ceiling"})
 """Contestants that keep every update by design: their stale count measures nothing."""
@@ -211,6 +267,9 @@ SERVER_COMMANDS = {
     "seed": frozenset({"zrangebyscore", "zremrangebyscore", "zadd", "expire", "zremrangebyrank"}),
     "watch": frozenset({"watch", "unwatch", "zrangebyscore", "multi", "exec"}),
     "ceiling": frozenset({"zadd"}),
+    "seed-ticker": frozenset({"setex"}),
 }
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
 """What the library's contestants' server time sums: the script calls, which hold the commands they ran."""
+SCRIPTED = frozenset(name for name in CONTESTANTS if name.startswith("lua") or name.startswith("ticker-if-newer"))
+"""The library's contestants: every write is a script call."""

@@ -27,8 +27,11 @@ COLUMNS = [
     ("events_lost", "lost events", "{}"),
 ]
 TEXT_COLUMNS = 2  # the first columns are names, left-aligned
-WORKLOAD_LABELS = {"stream": "", "full-keys": "full keys", "batch-1000": "batch 1,000"}
-WORKLOAD_STYLES = {"stream": "-", "full-keys": "--", "batch-1000": ":"}
+WORKLOAD_LABELS = {"stream": "", "full-keys": "full keys", "batch-1000": "batch 1,000", "ticker": ""}
+WORKLOAD_STYLES = {"stream": "-", "full-keys": "--", "batch-1000": ":", "ticker": "-."}
+TICKER_WORKLOAD = "ticker"
+PALETTE = [*(f"C{i}" for i in range(10)), "black", "darkgoldenrod", "teal", "navy"]
+"""A colour per contestant: matplotlib's ten, then four more, so the ticker contestants do not repeat seed's."""
 MET_COLORS = {True: "tab:green", False: "tab:red", None: "tab:gray"}
 SHORT_TARGETS = {
     "server_vs_ceiling": "server time vs ceiling,\nthe stream",
@@ -42,6 +45,7 @@ SHORT_TARGETS = {
 SHORT_CHECKS = {
     "library_correct": "zero stale, zero duplicates in every lua* run",
     "publish_complete": "lua-publish: no close event lost",
+    "ticker_newer_wins": "ticker-if-newer: zero stale tickers at every W",
 }
 VERDICTS = {True: "met", False: "MISSED", None: "not run"}
 
@@ -84,7 +88,7 @@ def _label(contestant: str, workload: str) -> str:
 
 
 def write_chart(result: dict[str, Any], directory: Path, stamp: str) -> list[Path] | str:
-    """Throughput, server time per workload, the targets' ratios, and stale candles. A reason string if no chart."""
+    """Throughput, server time per workload, the targets' ratios, stale candles, the ticker race. A reason if no chart."""
     try:
         import matplotlib
 
@@ -98,12 +102,18 @@ def write_chart(result: dict[str, Any], directory: Path, stamp: str) -> list[Pat
     _throughput(figure.add_subplot(grid[0, 0]), rows)
     _server_time(figure.add_subplot(grid[0, 1]), result)
     _targets(figure.add_subplot(grid[0, 2]), result)
-    _stale(figure.add_subplot(grid[1, :]), result)
+    _stale(figure.add_subplot(grid[1, :2]), result)
+    _ticker_race(figure.add_subplot(grid[1, 2]), result)
     stream = result["stream"]
     figure.suptitle(
         f"livermore_cache benchmark, {result['mode']} mode, seed {result['seed']}, Redis {result['redis_version']}: "
         f"{stream['updates']:,} updates of {stream['timestamps_total']:,} candles "
         f"({stream['symbols']} series x {stream['timestamps']} timestamps), max_candles {result.get('max_candles', '?')}"
+        + (
+            f"; tickers: {result['tickers']['updates']:,} updates of {result['tickers']['symbols']} symbols"
+            if any(r["workload"] == TICKER_WORKLOAD for r in rows)
+            else ""
+        )
     )
     figure.tight_layout()
     paths = [directory / f"{stamp}.png", directory / "latest.png"]
@@ -116,7 +126,7 @@ def write_chart(result: dict[str, Any], directory: Path, stamp: str) -> list[Pat
 def _throughput(axes: Any, rows: list[dict[str, Any]]) -> None:
     """Writes per second against writers: a colour per contestant, a line style per workload."""
     contestants = list(dict.fromkeys(r["contestant"] for r in rows))
-    colors = {name: f"C{i % 10}" for i, name in enumerate(contestants)}
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(contestants)}
     for workload, contestant in dict.fromkeys((r["workload"], r["contestant"]) for r in rows):
         mine = sorted(
             (r for r in rows if r["contestant"] == contestant and r["workload"] == workload), key=lambda r: r["writers"]
@@ -135,8 +145,10 @@ def _throughput(axes: Any, rows: list[dict[str, Any]]) -> None:
     axes.set_yscale("log")
     axes.set_xticks(writer_counts, [str(w) for w in writer_counts])
     axes.set_xlabel("writers (processes; tasks for *-async)")
-    axes.set_ylabel("candle writes per second")
-    axes.set_title("Throughput (solid: the stream; dashed: full keys; dotted: batch 1,000)", fontsize=10)
+    axes.set_ylabel("writes per second (candle or ticker updates)")
+    axes.set_title(
+        "Throughput (solid: the stream; dashed: full keys; dotted: batch 1,000; dash-dot: tickers)", fontsize=10
+    )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.13))
 
@@ -213,7 +225,7 @@ def _targets(axes: Any, result: dict[str, Any]) -> None:
     axes.set_yticks(y, [SHORT_TARGETS[t["name"]] for t in ratios], fontsize=8)
     axes.set_xlim(0, top * 1.6)
     axes.set_xlabel("measured ratio (black tick: the target)")
-    correct = [t for t in result["targets"] if t["name"] in ("library_correct", "publish_complete")]
+    correct = [t for t in result["targets"] if t["name"] in SHORT_CHECKS]
     note = "\n".join(f"{SHORT_CHECKS[t['name']]}: {VERDICTS[t['met']]}" for t in correct)
     axes.set_title("Targets (ratios in this run)\n" + note, fontsize=9)
     axes.grid(True, axis="x", alpha=0.3)
@@ -225,6 +237,7 @@ def _stale(axes: Any, result: dict[str, Any]) -> None:
 
     rows = result["rows"]
     total = result["stream"]["timestamps_total"]
+    rows = [r for r in rows if r["workload"] != TICKER_WORKLOAD]
     groups = [g for g in dict.fromkeys((r["workload"], r["contestant"]) for r in rows) if g[1] not in UNVERSIONED]
     writer_counts = sorted({r["writers"] for r in rows})
     width = 0.8 / max(len(writer_counts), 1)
@@ -255,5 +268,55 @@ def _stale(axes: Any, result: dict[str, Any]) -> None:
             f"(it keeps every update): {shown_counts} stale in each of its {len(apart)} runs"
         )
     axes.set_title(f"Stale candles per run, of {total:,} timestamps (versioned contestants{note})", fontsize=10)
-    axes.legend(fontsize=8, loc="upper right")
+    if writer_counts:
+        axes.legend(fontsize=8, loc="upper right")
+    axes.grid(True, axis="y", alpha=0.3)
+
+
+def _ticker_race(axes: Any, result: dict[str, Any]) -> None:
+    """Symbols left stale per ticker contestant and W, each bar labelled with its stale count and writes/s."""
+    rows = [r for r in result["rows"] if r["workload"] == TICKER_WORKLOAD]
+    feed = result.get("tickers", {})
+    symbols = int(feed.get("symbols", 0))
+    target = next((t for t in result["targets"] if t["name"] == "ticker_newer_wins"), None)
+    verdict = VERDICTS[target["met"]] if target else VERDICTS[None]
+    axes.set_title(
+        f"The ticker race: symbols left stale (of {symbols}) per run\n"
+        f"ticker-if-newer: zero stale tickers at every W: {verdict}",
+        fontsize=10,
+        color=MET_COLORS[target["met"] if target else None],
+    )
+    if not rows:
+        axes.text(0.5, 0.5, "ticker workload not run", ha="center", va="center", transform=axes.transAxes)
+        axes.set_xticks([])
+        axes.set_yticks([])
+        return
+    contestants = list(dict.fromkeys(r["contestant"] for r in rows))
+    writer_counts = sorted({r["writers"] for r in rows})
+    width = 0.8 / max(len(writer_counts), 1)
+    for i, w in enumerate(writer_counts):
+        found = [next((r for r in rows if (r["contestant"], r["writers"]) == (c, w)), None) for c in contestants]
+        bars = axes.bar(
+            [x + i * width for x in range(len(contestants))],
+            [r["stale"] if r else 0 for r in found],
+            width,
+            label=f"W={w}",
+            color=f"C{i}",
+        )
+        labels = ["" if r is None else f"{r['stale']}\n{r['writes_per_s'] / 1000:.1f}k/s" for r in found]
+        axes.bar_label(bars, labels, fontsize=7, padding=1)
+    axes.set_xticks(
+        [x + width * (len(writer_counts) - 1) / 2 for x in range(len(contestants))],
+        [c + (f"\n(batch {result['batch_size']})" if c.endswith("-batch") else "") for c in contestants],
+        fontsize=8,
+    )
+    axes.axhline(symbols, color="black", linestyle=":", linewidth=1)
+    axes.text(len(contestants) - 0.5, symbols, f"all {symbols} symbols", ha="right", va="bottom", fontsize=7)
+    axes.set_ylim(0, max(symbols, 1) * 1.45)
+    axes.set_ylabel("symbols whose stored ticker is older than the newest")
+    axes.set_xlabel(
+        f"{feed.get('updates', 0):,} updates, each delivered {feed.get('copies', '?')}x or more, out of order",
+        fontsize=8,
+    )
+    axes.legend(fontsize=8, loc="upper right", title="bar label: stale / writes per s", title_fontsize=7)
     axes.grid(True, axis="y", alpha=0.3)

@@ -6,6 +6,7 @@ import asyncio
 import multiprocessing
 import statistics
 import time
+import traceback
 from array import array
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -15,16 +16,18 @@ from typing import Any, cast
 import msgspec
 import redis
 
-from livermore_cache import CandleCache, UnifiedCandle, candle_close_pattern, candle_key
+from livermore_cache import CandleCache, Ticker, UnifiedCandle, candle_close_pattern, candle_key, ticker_key
 
 from .contestants import (
     ASYNC_CONTESTANTS,
     BATCHED,
     ENCODE,
     SCRIPT_COMMANDS,
+    SCRIPTED,
     SERVER_COMMANDS,
     SUBSCRIBERS,
     SYNC_WRITERS,
+    TICKER_WRITERS,
     Settings,
     write_async,
 )
@@ -41,15 +44,15 @@ class Row:
     writes_per_s: float
     p50_us: float
     p99_us: float
-    stale: int
+    stale: int  # candles: timestamps not holding the highest sequence; tickers: symbols not holding the newest
     duplicates: int
     retries: int
     server_us_per_candle: float
     client_us_per_candle: float
     server_cpu_us_per_candle: float
     memory_bytes_per_1000_candles: float
-    members: int  # what the series hold after the run (pre-filled candles included)
-    candles: int
+    members: int  # what the series hold after the run (pre-filled candles included); tickers: keys held
+    candles: int  # updates written (candle or ticker)
     calls: int
     wall_s: float
     subscribers: int = 0
@@ -68,6 +71,29 @@ class WriterReport:
     retries: int
     candles: int
     written: int = 0
+
+
+@dataclass
+class WriterFailure:
+    """A writer's exception, sent instead of its report: the run raises it rather than wait forever."""
+
+    contestant: str
+    text: str
+
+
+def _sync_worker(
+    url: str,
+    contestant: str,
+    share: list[UnifiedCandle] | list[Ticker],
+    settings: Settings,
+    barrier: Barrier,
+    queue: Any,
+) -> None:
+    try:
+        _sync_writer(url, contestant, share, settings, barrier, queue)
+    except BaseException:
+        queue.put(WriterFailure(contestant, traceback.format_exc()))
+        raise
 
 
 def _subscriber(url: str, pattern: str, ready: Barrier, stop: Any, queue: Any) -> None:
@@ -90,15 +116,20 @@ def _subscriber(url: str, pattern: str, ready: Barrier, stop: Any, queue: Any) -
     queue.put(received)
 
 
-def _sync_worker(
-    url: str, contestant: str, share: list[UnifiedCandle], settings: Settings, barrier: Barrier, queue: Any
+def _sync_writer(
+    url: str,
+    contestant: str,
+    share: list[UnifiedCandle] | list[Ticker],
+    settings: Settings,
+    barrier: Barrier,
+    queue: Any,
 ) -> None:
     client = redis.Redis.from_url(url)
     client.ping()
-    write = SYNC_WRITERS[contestant]
+    write = SYNC_WRITERS.get(contestant) or TICKER_WRITERS[contestant]
     barrier.wait(timeout=120)
     cpu, started = time.process_time(), time.monotonic()
-    result = write(client, share, settings)
+    result = write(client, share, settings)  # type: ignore[arg-type]
     finished, cpu = time.monotonic(), time.process_time() - cpu
     queue.put(
         WriterReport(
@@ -115,6 +146,16 @@ def _sync_worker(
 
 
 def _async_worker(
+    url: str, contestant: str, shares: list[list[UnifiedCandle]], settings: Settings, barrier: Barrier, queue: Any
+) -> None:
+    try:
+        _async_writer(url, contestant, shares, settings, barrier, queue)
+    except BaseException:
+        queue.put(WriterFailure(contestant, traceback.format_exc()))
+        raise
+
+
+def _async_writer(
     url: str, contestant: str, shares: list[list[UnifiedCandle]], settings: Settings, barrier: Barrier, queue: Any
 ) -> None:
     marks: dict[str, float] = {}
@@ -144,7 +185,7 @@ def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
     A script's (or an EXEC's) usec includes the commands it ran inside, which commandstats
     also counts under their own names: summing both would count them twice.
     """
-    counted = SCRIPT_COMMANDS if contestant.startswith("lua") else SERVER_COMMANDS[contestant]
+    counted = SCRIPT_COMMANDS if contestant in SCRIPTED else SERVER_COMMANDS[contestant]
     return sum(usec for name, (_, usec) in stats.items() if name in counted)
 
 
@@ -195,17 +236,37 @@ def check_cache(
     return stale, duplicates, (memory / members * 1000 if members else 0.0), members
 
 
+def check_tickers(client: redis.Redis, newest: dict[str, int]) -> tuple[int, int, float, int]:
+    """Symbols whose key holds no ticker or an older one than the newest delivered; 0; bytes per 1,000 keys; keys."""
+    decode = msgspec.json.Decoder().decode
+    stale = held = memory = 0
+    for symbol, timestamp in newest.items():
+        key = ticker_key(USER_ID, EXCHANGE_ID, symbol)
+        stored = cast(bytes | None, client.get(key))
+        if stored is None:
+            stale += 1
+            continue
+        held += 1
+        memory += int(client.memory_usage(key, samples=0) or 0)
+        if decode(stored).get("timestamp", -1) < timestamp:
+            stale += 1
+    return stale, 0, (memory / held * 1000 if held else 0.0), held
+
+
 def run(
     url: str,
     contestant: str,
     writers: int,
-    feed: list[UnifiedCandle],
-    highest: dict[tuple[str, int], int],
+    feed: list[UnifiedCandle] | list[Ticker],
+    highest: dict[tuple[str, int], int] | dict[str, int],
     symbols: list[str],
     settings: Settings,
     workload: Workload,
 ) -> Row:
-    """``settings.batch_size`` is the workload's; ``workload.prefilled`` fills every series to ``settings.max_candles``."""
+    """``settings.batch_size`` is the workload's; ``workload.prefilled`` fills every series to ``settings.max_candles``.
+
+    For a ``workload.tickers`` run ``feed`` is the ticker feed and ``highest`` its newest timestamp per symbol.
+    """
     client = redis.Redis.from_url(url)
     client.flushall()
     if workload.prefilled:
@@ -213,17 +274,19 @@ def run(
     client.config_resetstat()
     cpu_before = _server_cpu_s(client)
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(writers if contestant in SYNC_WRITERS else 1)
+    sync = contestant in SYNC_WRITERS or contestant in TICKER_WRITERS
+    if (contestant in TICKER_WRITERS) != workload.tickers:
+        raise ValueError(f"{contestant} does not run the {workload.name} workload")
+    barrier = context.Barrier(writers if sync else 1)
     queue = context.SimpleQueue()
-    if contestant in SYNC_WRITERS:
+    shares: list[list[Any]] = deal(cast(list[Any], feed), writers)
+    if sync:
         processes = [
             context.Process(target=_sync_worker, args=(url, contestant, share, settings, barrier, queue))
-            for share in deal(feed, writers)
+            for share in shares
         ]
     else:
-        processes = [
-            context.Process(target=_async_worker, args=(url, contestant, deal(feed, writers), settings, barrier, queue))
-        ]
+        processes = [context.Process(target=_async_worker, args=(url, contestant, shares, settings, barrier, queue))]
     listeners = []
     subscribers = SUBSCRIBERS.get(contestant, 0)
     if subscribers:
@@ -237,7 +300,15 @@ def run(
         ready.wait(timeout=60)
     for process in processes:
         process.start()
-    reports: list[WriterReport] = [queue.get() for _ in processes]
+    answers: list[WriterReport | WriterFailure] = [queue.get() for _ in processes]
+    failures = [a for a in answers if isinstance(a, WriterFailure)]
+    if failures:
+        if listeners:
+            stop.set()
+        for process in [*processes, *listeners]:
+            process.join(10)
+        raise RuntimeError(f"a {contestant} writer failed:\n{failures[0].text}")
+    reports = cast(list[WriterReport], answers)
     events_lost = 0
     if listeners:
         stop.set()
@@ -251,10 +322,15 @@ def run(
             raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
     server_cpu = _server_cpu_s(client) - cpu_before
     usec = server_usec(contestant, _commandstats(client))
-    if usec == 0 and contestant.startswith("lua"):
+    if usec == 0 and contestant in SCRIPTED:
         raise RuntimeError(f"{contestant}: no script call in INFO commandstats (the library calls its script how?)")
 
-    stale, duplicates, memory_per_1000, members = check_cache(client, symbols, highest)
+    if workload.tickers:
+        stale, duplicates, memory_per_1000, members = check_tickers(client, cast(dict[str, int], highest))
+    else:
+        stale, duplicates, memory_per_1000, members = check_cache(
+            client, symbols, cast(dict[tuple[str, int], int], highest)
+        )
     client.close()
 
     latencies: list[int] = []

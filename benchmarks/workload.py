@@ -1,34 +1,49 @@
-"""The feed every contestant gets: candle updates out of order, with re-deliveries, from a seed.
+"""The feeds the contestants get: candle updates, and ticker updates, out of order, with re-deliveries, from a seed.
 
 A workload is the feed plus the state the keys start in and the batch size: the stream
 into empty keys; the same stream into keys already full (every new timestamp trims one);
-and the stream in batches of 1,000.
+the stream in batches of 1,000; and the ticker race, a ticker feed (the same symbols,
+every update delivered at least twice) written by the Node service's plain ``SETEX``
+beside the library's newer-wins ``set_ticker_if_newer``.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
-from livermore_cache import UnifiedCandle
+from livermore_cache import Ticker, UnifiedCandle
 
+T = TypeVar("T")
 USER_ID = 1
 EXCHANGE_ID = 1
 TIMEFRAME = "1m"
 T0 = 1_704_067_200_000
 MINUTE = 60_000
 MAX_CANDLES = 1000  # the library's default, and what a full key holds
+TICK_MS = 250  # between one symbol's ticker timestamps
+TICKER_CONTESTANTS = ("seed-ticker", "ticker-if-newer", "ticker-if-newer-batch")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """What a run starts from: ``prefilled`` keys hold ``max_candles`` older candles; ``batch_size`` None: ``--batch-size``."""
+    """What a run starts from: ``prefilled`` keys hold ``max_candles`` older candles; ``batch_size`` None: ``--batch-size``.
+
+    ``tickers``: the feed is the ticker feed, and only ``contestants`` (the ticker ones) run it.
+    """
 
     name: str
     title: str
     prefilled: bool = False
     batch_size: int | None = None
-    contestants: tuple[str, ...] | None = None  # None: every contestant
+    contestants: tuple[str, ...] | None = None  # None: every candle contestant
+    tickers: bool = False
+
+    def runs(self, contestant: str) -> bool:
+        if self.contestants is None:
+            return contestant not in TICKER_CONTESTANTS
+        return contestant in self.contestants
 
 
 WORKLOADS = {
@@ -42,6 +57,12 @@ WORKLOADS = {
             contestants=("seed", "watch", "lua", "lua-batch", "ceiling"),
         ),
         Workload("batch-1000", "batches of 1,000 updates", batch_size=1000, contestants=("lua-batch", "ceiling")),
+        Workload(
+            "ticker",
+            "the ticker race: every symbol's updates delivered twice or more, out of order",
+            contestants=TICKER_CONTESTANTS,
+            tickers=True,
+        ),
     )
 }
 
@@ -53,6 +74,12 @@ class FeedShape:
     updates_per_timestamp: int
     window: int = 64
     redelivery: float = 0.1
+    ticker_copies: int = 2  # every ticker update is delivered this often, a ``redelivery`` share once more
+
+    @property
+    def ticker_updates_per_symbol(self) -> int:
+        """Distinct ticker timestamps per symbol: as many as a series has candle updates."""
+        return self.timestamps * self.updates_per_timestamp
 
     def symbol(self, index: int) -> str:
         return f"SYM{index}-USD"
@@ -89,8 +116,49 @@ def make_feed(shape: FeedShape, seed: int) -> list[UnifiedCandle]:
     return [candle for _, candle in keyed]
 
 
-def deal(feed: list[UnifiedCandle], writers: int) -> list[list[UnifiedCandle]]:
-    """Round-robin: updates of one candle land on different writers, so they race."""
+def make_ticker_feed(shape: FeedShape, seed: int) -> list[Ticker]:
+    """Every symbol's tickers at rising timestamps; each delivered ``ticker_copies`` times (a share once more), shuffled.
+
+    A copy lands up to ``window`` (the first) or ``2 * window`` (the others) places after its place in time
+    order, so the last update to arrive for a symbol is seldom its newest: a plain ``SETEX`` leaves it stale.
+    """
+    rng = random.Random(seed ^ 0x7EC7E2)
+    ordered: list[Ticker] = []
+    for step in range(shape.ticker_updates_per_symbol):
+        for s in range(shape.symbols):
+            price = 100.0 + s + step * 0.01
+            ordered.append(
+                Ticker(
+                    symbol=shape.symbol(s),
+                    price=price,
+                    change24h=step * 0.01,
+                    change_percent24h=step * 0.01 / (100.0 + s) * 100,
+                    high24h=price + 5.0,
+                    low24h=90.0 + s,
+                    volume24h=1000.0 + step,
+                    timestamp=T0 + step * TICK_MS,
+                )
+            )
+    keyed = []
+    for i, ticker in enumerate(ordered):
+        copies = shape.ticker_copies + (rng.random() < shape.redelivery)
+        keyed.append((i + rng.uniform(0, shape.window), ticker))
+        keyed.extend((i + rng.uniform(0, shape.window * 2), ticker) for _ in range(copies - 1))
+    keyed.sort(key=lambda pair: pair[0])
+    return [ticker for _, ticker in keyed]
+
+
+def newest_tickers(feed: list[Ticker]) -> dict[str, int]:
+    """symbol -> the highest timestamp delivered for it."""
+    newest: dict[str, int] = {}
+    for ticker in feed:
+        if ticker.timestamp > newest.get(ticker.symbol, -1):
+            newest[ticker.symbol] = ticker.timestamp
+    return newest
+
+
+def deal(feed: list[T], writers: int) -> list[list[T]]:
+    """Round-robin: updates of one candle (or one symbol's tickers) land on different writers, so they race."""
     return [feed[i::writers] for i in range(writers)]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import TARGETS, main
+from benchmarks.workload import FeedShape, make_ticker_feed, newest_tickers
 
 CONTESTANTS = [
     "seed",
@@ -20,41 +21,75 @@ CONTESTANTS = [
     "lua-async",
     "lua-batch-async",
 ]
+TICKER_CONTESTANTS = ["seed-ticker", "ticker-if-newer", "ticker-if-newer-batch"]
 WORKLOADS = {
     "stream": CONTESTANTS,
     "full-keys": ["seed", "watch", "lua", "lua-batch", "ceiling"],
     "batch-1000": ["lua-batch", "ceiling"],
+    "ticker": TICKER_CONTESTANTS,
 }
-BATCHED = {"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async"}
+BATCHED = {"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch"}
 ROW_FIELDS = {
     "contestant", "writers", "workload", "batch_size", "prefilled", "writes_per_s", "p50_us", "p99_us", "stale",
     "duplicates", "retries", "server_us_per_candle", "client_us_per_candle", "members",
 }  # fmt: skip
 TOP_FIELDS = {
     "seed", "redis_version", "started_at", "mode", "zadd_rtt_us", "if_newer_rtt_us", "batch_size", "max_candles",
-    "workloads", "rows", "targets",
+    "workloads", "rows", "targets", "tickers",
 }  # fmt: skip
-SYMBOLS, TIMESTAMPS, BATCH = 3, 40, 25
+SYMBOLS, TIMESTAMPS, UPDATES, BATCH, SEED = 3, 40, 4, 25, 11
+
+
+def stale_after_one_plain_writer() -> int:
+    """What one SETEX writer leaves stale: the symbols whose last ticker to arrive is not their newest."""
+    feed = make_ticker_feed(FeedShape(symbols=SYMBOLS, timestamps=TIMESTAMPS, updates_per_timestamp=UPDATES), SEED)
+    last = {ticker.symbol: ticker.timestamp for ticker in feed}
+    return sum(last[symbol] < newest for symbol, newest in newest_tickers(feed).items())
 
 
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--redis-url", redis_url, "--out", str(tmp_path), "--writers", "1,4", "--symbols", str(SYMBOLS),
-            "--timestamps", str(TIMESTAMPS), "--updates", "4", "--seed", "11", "--batch-size", str(BATCH)]  # fmt: skip
+            "--timestamps", str(TIMESTAMPS), "--updates", str(UPDATES), "--seed", str(SEED),
+            "--batch-size", str(BATCH)]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "seed 11" in out
+    assert f"seed {SEED}" in out
     result = json.loads((tmp_path / "latest.json").read_text())
     assert result.keys() >= TOP_FIELDS
-    assert result["seed"] == 11
+    assert result["seed"] == SEED
     assert result["zadd_rtt_us"] > 0
     assert result["if_newer_rtt_us"] > 0
     assert result["max_candles"] == 1000
     rows = result["rows"]
     expected = {(wl, c, w) for wl, names in WORKLOADS.items() for c in names for w in (1, 4)}
     assert {(r["workload"], r["contestant"], r["writers"]) for r in rows} == expected
+    tickers = result["tickers"]
+    assert tickers["symbols"] == SYMBOLS
+    assert tickers["timestamps_per_symbol"] == TIMESTAMPS * UPDATES
+    assert (
+        tickers["updates"] >= SYMBOLS * TIMESTAMPS * UPDATES * tickers["copies"] >= 2 * SYMBOLS * TIMESTAMPS * UPDATES
+    )
+    plain_stale = stale_after_one_plain_writer()
+    assert plain_stale > 0, "the feed must leave a plain SETEX writer stale, or the ticker race shows nothing"
     for row in rows:
         assert row.keys() >= ROW_FIELDS
+        if row["workload"] == "ticker":
+            assert row["candles"] == tickers["updates"], row
+            assert row["prefilled"] is False
+            assert row["batch_size"] == (BATCH if row["contestant"] in BATCHED else 1), row
+            assert row["duplicates"] == 0, row
+            assert row["members"] == SYMBOLS, row  # one ticker key per symbol
+            assert row["writes_per_s"] > 0, row
+            assert row["server_us_per_candle"] > 0, row
+            if row["contestant"].startswith("ticker-if-newer"):
+                assert row["stale"] == 0, row
+            elif row["writers"] == 1:
+                # One writer stores the feed's last arrival per symbol: exactly what the counter must find.
+                assert row["stale"] == plain_stale, row
+            else:
+                assert 0 <= row["stale"] <= SYMBOLS, row
+            continue
         assert row["candles"] == result["stream"]["updates"]
         assert row["prefilled"] is (row["workload"] == "full-keys")
         batch = (1000 if row["workload"] == "batch-1000" else BATCH) if row["contestant"] in BATCHED else 1
@@ -74,7 +109,7 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
             )
 
     targets = {t["name"]: t for t in result["targets"]}
-    assert targets.keys() >= {*TARGETS, "library_correct", "publish_complete"}
+    assert targets.keys() >= {*TARGETS, "library_correct", "publish_complete", "ticker_newer_wins"}
     for name, limit in TARGETS.items():
         assert targets[name]["limit"] == limit
         assert targets[name]["ratio"] > 0, targets[name]
@@ -82,4 +117,9 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
     assert targets["library_correct"]["met"] is True
     assert targets["publish_complete"]["met"] is True
+    ticker_target = targets["ticker_newer_wins"]
+    assert ticker_target["target"] == "ticker-if-newer: zero stale tickers at every W"
+    assert ticker_target["met"] is True, ticker_target
+    assert f"seed-ticker W=1: {plain_stale}, W=4: " in ticker_target["measured"]
+    assert f"[met] {ticker_target['target']}: 0 stale over 4 runs" in out
     assert (tmp_path / "latest.png").stat().st_size > 10_000

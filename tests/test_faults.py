@@ -183,6 +183,11 @@ def test_evicted_series_reads_empty_and_is_rebuilt(private_server: Start, cache_
     cache = cache_at(server.url)
     assert cache.add_candles_if_newer(USER, EXCHANGE, [unified(T0 + i * MINUTE, 1) for i in range(20)]) == [True] * 20
     key = candle_key(USER, EXCHANGE, "BTC-USD", "1m")
+    # The LRU clock ticks once a second: written in the fillers' second, the series would tie with them and could
+    # survive the sampled eviction by chance. Made idle for an hour (same bytes, same TTL), it is the first to go.
+    dumped = client.dump(key)
+    assert dumped is not None
+    client.restore(key, client.pttl(key), dumped, replace=True, idletime=3600)
     for filler in range(2000):  # far more than fits: the series is evicted on the way
         client.set(f"filler:{filler}", b"x" * 10_000)
         if filler % 50 == 0:

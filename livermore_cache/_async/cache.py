@@ -20,7 +20,7 @@ from livermore_cache.models import Candle
 
 from . import _backend
 from .subscription import AsyncCloseSubscription
-from .transport import ClusterRounds, ServerRounds, write
+from .transport import rounds_for, write
 
 __all__ = ["AsyncCandleCache"]
 
@@ -47,15 +47,11 @@ class AsyncCandleCache(CacheBase):
         retries: int = 20,
         retry_timeout_s: float = 10.0,
     ) -> None:
-        if not isinstance(client, _backend.CLIENT_TYPES):
-            raise TypeError(
-                f"{type(self).__name__} needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client "
-                f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
-            )
+        rounds = rounds_for(type(self).__name__, client)
         super().__init__(
             client, ttl_seconds=ttl_seconds, max_candles=max_candles, retries=retries, retry_timeout_s=retry_timeout_s
         )
-        self._rounds = ClusterRounds(client) if isinstance(client, _backend.CLUSTER_TYPES) else ServerRounds(client)
+        self._rounds = rounds
 
     # writes
 

@@ -29,7 +29,7 @@ from livermore_cache.retry import AMBIGUOUS_ERRORS, Plan, WriteRounds, WriteStat
 
 from . import _backend
 
-__all__ = ["ClusterRounds", "ServerRounds", "write"]
+__all__ = ["ClusterRounds", "ServerRounds", "rounds_for", "write"]
 
 
 async def _exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
@@ -140,6 +140,16 @@ class ClusterRounds:
         """Reload the slot map; while a failover is under way this may fail, and the next round tries again."""
         with contextlib.suppress(RedisError, OSError):
             await self.client.nodes_manager.initialize()
+
+
+def rounds_for(owner: str, client: Any) -> ServerRounds | ClusterRounds:
+    """How ``owner`` (a cache class's name) sends rounds to ``client``; any client but redis-py's is refused."""
+    if not isinstance(client, _backend.CLIENT_TYPES):
+        raise TypeError(
+            f"{owner} needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client "
+            f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
+        )
+    return ClusterRounds(client) if isinstance(client, _backend.CLUSTER_TYPES) else ServerRounds(client)
 
 
 async def write(

@@ -34,7 +34,7 @@ from livermore_cache.values import (
 
 from . import _backend
 from .subscription import IndicatorSubscription, TickerSubscription
-from .transport import ClusterRounds, ServerRounds, write
+from .transport import rounds_for, write
 
 __all__ = ["IndicatorCache", "OrderbookCache", "TickerCache"]
 
@@ -55,11 +55,7 @@ class ValueCache(Generic[ValueT]):
         retries: int = 20,
         retry_timeout_s: float = 10.0,
     ) -> None:
-        if not isinstance(client, _backend.CLIENT_TYPES):
-            raise TypeError(
-                f"{type(self).__name__} needs a redis.Redis or redis.cluster.RedisCluster client "
-                f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
-            )
+        self._rounds = rounds_for(type(self).__name__, client)
         self.client: Any = client
         self.ttl_seconds = validate_ttl(
             self.kind.default_ttl if ttl_seconds is None else ttl_seconds, retries, retry_timeout_s
@@ -70,8 +66,7 @@ class ValueCache(Generic[ValueT]):
         self.invalid_values = 0
         """Stored values that a bulk read skipped because they were not valid (as the Node service skips them)."""
         self._scripts = Scripts(client)
-        self._cluster = isinstance(client, _backend.CLUSTER_TYPES)
-        self._rounds = ClusterRounds(client) if self._cluster else ServerRounds(client)
+        self._cluster = self._rounds.cluster
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, retries={self.retries})"

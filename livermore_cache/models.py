@@ -40,103 +40,81 @@ class Timeframe(StrEnum):
 TIMEFRAME_VALUES: Final = frozenset(t.value for t in Timeframe)
 
 
-def check_timeframe(field: str, value: object) -> None:
-    if not isinstance(value, str) or value not in TIMEFRAME_VALUES:
-        raise ValidationError(field, value, f"must be one of {', '.join(t.value for t in Timeframe)}")
-
-
-_NUMBER_TYPES: Final = (int, float)
-_INF: Final = math.inf
-
-
-def _is_number(value: object) -> bool:
-    """A float, or an int that a double holds exactly (as JSON readers in Lua and JavaScript will)."""
-    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
-        return False
-    return isinstance(value, float) or abs(value) <= MAX_SEQUENCE_NUM
-
-
-def _check_price(field: str, value: object) -> None:
-    if not _is_number(value) or not (0 < value < _INF):  # type: ignore[operator]
-        raise ValidationError(field, value, "must be a finite number > 0 (an int at most 2**53 - 1)")
-
-
-def _check_text(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(field, value, "must be a non-empty string")
-
-
-def _plain_fields_valid(candle: Candle) -> bool:
-    """The common case in one expression (exact float types); anything else takes the slow path."""
-    o, h, lo, c, v = candle.open, candle.high, candle.low, candle.close, candle.volume
-    return (
-        type(candle.timestamp) is int
-        and 0 < candle.timestamp <= MAX_SEQUENCE_NUM
-        and type(o) is float
-        and type(h) is float
-        and type(lo) is float
-        and type(c) is float
-        and type(v) is float
-        and 0 < o < _INF
-        and 0 < h < _INF
-        and 0 < lo < _INF
-        and 0 < c < _INF
-        and 0 <= v < _INF
-        and type(candle.symbol) is str
-        and candle.symbol != ""
-        and type(candle.timeframe) in _FAST_TEXT
-        and candle.timeframe in TIMEFRAME_VALUES
-        and (candle.is_synthetic is None or type(candle.is_synthetic) is bool)
-    )
-
-
-_FAST_TEXT: Final = frozenset((str, Timeframe))
-
-
-def _check_timestamp(field: str, value: object) -> None:
-    if type(value) is not int or not 0 < value <= MAX_SEQUENCE_NUM:
-        raise ValidationError(field, value, f"must be an int (milliseconds) from 1 to {MAX_SEQUENCE_NUM}")
-
-
-def _check_volume(field: str, value: object) -> None:
-    if not _is_number(value) or not (0 <= value < _INF):  # type: ignore[operator]
-        raise ValidationError(field, value, "must be a finite number >= 0 (an int at most 2**53 - 1)")
-
-
-def _check_optional_bool(field: str, value: object) -> None:
-    if value is not None and type(value) is not bool:
-        raise ValidationError(field, value, "must be a bool or None")
-
-
-def _check_optional_text(field: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ValidationError(field, value, "must be a string or None")
-
-
-def _check_sequence(field: str, value: object) -> None:
-    if value is not None and (type(value) is not int or not 0 <= value <= MAX_SEQUENCE_NUM):
-        raise ValidationError(field, value, f"must be an int from 0 to {MAX_SEQUENCE_NUM} or None")
-
-
-_FIELD_CHECKS: Final[dict[str, Callable[[str, object], None]]] = {
-    "timestamp": _check_timestamp,
-    "open": _check_price,
-    "high": _check_price,
-    "low": _check_price,
-    "close": _check_price,
-    "volume": _check_volume,
-    "symbol": _check_text,
-    "timeframe": check_timeframe,
-    "is_synthetic": _check_optional_bool,
-    "exchange": _check_text,
-    "exchange_timestamp": _check_optional_text,
-    "sequence_num": _check_sequence,
+# Every rule, once: a field's test as an expression of ``{v}``, and the words of its error.
+# From this one table come the fast whole-candle test (one compiled expression,
+# run on construction, decoding and before every write) and the per-field checks
+# that name the first broken field (run when the fast test fails, and on assignment).
+# (each test puts the common exact type first: ``type(x) is float`` costs less than isinstance)
+_POSITIVE: Final = (
+    "(type({v}) is float and 0 < {v} < INF or isinstance({v}, float) and 0 < {v} < INF"
+    " or isinstance({v}, int) and not isinstance({v}, bool) and 0 < {v} <= MAX_SAFE)"
+)
+_NON_NEGATIVE: Final = (
+    "(type({v}) is float and 0 <= {v} < INF or isinstance({v}, float) and 0 <= {v} < INF"
+    " or isinstance({v}, int) and not isinstance({v}, bool) and 0 <= {v} <= MAX_SAFE)"
+)
+_TEXT: Final = '(type({v}) is str and {v} != "" or isinstance({v}, str) and {v} != "")'
+_PRICE_RULE: Final = "must be a finite number > 0 (an int at most 2**53 - 1)"
+_RULES: Final[dict[str, tuple[str, str]]] = {
+    "timestamp": (
+        "type({v}) is int and 0 < {v} <= MAX_SAFE",
+        f"must be an int (milliseconds) from 1 to {MAX_SEQUENCE_NUM}",
+    ),
+    "open": (_POSITIVE, _PRICE_RULE),
+    "high": (_POSITIVE, _PRICE_RULE),
+    "low": (_POSITIVE, _PRICE_RULE),
+    "close": (_POSITIVE, _PRICE_RULE),
+    "volume": (_NON_NEGATIVE, "must be a finite number >= 0 (an int at most 2**53 - 1)"),
+    "symbol": (_TEXT, "must be a non-empty string"),
+    "timeframe": (
+        "isinstance({v}, str) and {v} in TIMEFRAMES",
+        f"must be one of {', '.join(t.value for t in Timeframe)}",
+    ),
+    "is_synthetic": ("({v} is None or type({v}) is bool)", "must be a bool or None"),
+    "exchange": (_TEXT, "must be a non-empty string"),
+    "exchange_timestamp": ("({v} is None or type({v}) is str or isinstance({v}, str))", "must be a string or None"),
+    "sequence_num": (
+        "({v} is None or type({v}) is int and 0 <= {v} <= MAX_SAFE)",
+        f"must be an int from 0 to {MAX_SEQUENCE_NUM} or None",
+    ),
 }
+_NAMES: Final = {"INF": math.inf, "MAX_SAFE": MAX_SEQUENCE_NUM, "TIMEFRAMES": TIMEFRAME_VALUES}
 
 
-def _check_plain_fields(candle: Candle) -> None:
-    """Every rule of ``Candle``, one by one: raises naming the first field that breaks one."""
-    for name in Candle.__struct_fields__:
+def _compile(source: str, name: str) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<livermore_cache.models rules: {name}>", "exec"), dict(_NAMES), namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def _whole_test(fields: tuple[str, ...]) -> Callable[[Any], bool]:
+    """One expression over every field of a candle: True when each passes its rule."""
+    body = " and ".join(_RULES[f][0].format(v=f"c.{f}") for f in fields)
+    return _compile(f"def whole(c):\n    return {body}\n", "whole")
+
+
+def _field_check(field: str) -> Callable[[str, object], None]:
+    test, rule = _RULES[field]
+    source = f"def check(field, v):\n    if not ({test.format(v='v')}):\n        raise Refused(field, v, {rule!r})\n"
+    namespace: dict[str, Any] = {}
+    exec(
+        compile(source, f"<livermore_cache.models rules: {field}>", "exec"),
+        {**_NAMES, "Refused": ValidationError},
+        namespace,
+    )
+    return namespace["check"]  # type: ignore[no-any-return]
+
+
+_FIELD_CHECKS: Final[dict[str, Callable[[str, object], None]]] = {name: _field_check(name) for name in _RULES}
+
+
+def check_timeframe(field: str, value: object) -> None:
+    _FIELD_CHECKS["timeframe"](field, value)
+
+
+def _check_each(candle: Candle) -> None:
+    """Every rule, field by field in order: raises naming the first field that breaks one."""
+    for name in candle.__struct_fields__:
         _FIELD_CHECKS[name](name, getattr(candle, name))
 
 
@@ -155,8 +133,8 @@ class Candle(msgspec.Struct, omit_defaults=True, rename="camel"):
     is_synthetic: bool | None = None
 
     def __post_init__(self) -> None:
-        if not _plain_fields_valid(self):
-            _check_plain_fields(self)
+        if not _CANDLE_VALID(self):
+            _check_each(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """A change is checked like a new value, so a Candle is valid for as long as it exists."""
@@ -174,14 +152,9 @@ class UnifiedCandle(Candle, kw_only=True, omit_defaults=True, rename="camel"):
     sequence_num: int | None = None
 
     def __post_init__(self) -> None:
-        seq = self.sequence_num
-        if (
-            _plain_fields_valid(self)
-            and type(self.exchange) is str
-            and self.exchange != ""
-            and (self.exchange_timestamp is None or type(self.exchange_timestamp) is str)
-            and (seq is None or (type(seq) is int and 0 <= seq <= MAX_SEQUENCE_NUM))
-        ):
-            return
-        for name in self.__struct_fields__:
-            _FIELD_CHECKS[name](name, getattr(self, name))
+        if not _UNIFIED_VALID(self):
+            _check_each(self)
+
+
+_CANDLE_VALID: Final = _whole_test(Candle.__struct_fields__)
+_UNIFIED_VALID: Final = _whole_test(UnifiedCandle.__struct_fields__)

@@ -18,7 +18,7 @@ import msgspec
 from .codec import decode_members, encode_candle
 from .errors import ValidationError
 from .keys import candle_close_channel, candle_key, check_ids
-from .models import Candle
+from .models import MAX_SEQUENCE_NUM, Candle
 
 __all__ = [
     "MAX_CANDLES",
@@ -180,6 +180,7 @@ class WritePlan:
 
     calls: list[ScriptCall]
     size: int
+    items = "candles"
 
     def results(self, replies: Sequence[Sequence[int]]) -> list[bool]:
         """Per candle, in input order: True if it was written and is still stored (unsent candles: False)."""
@@ -304,9 +305,9 @@ def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: 
 
 
 def _timestamps(reply: Sequence[bytes | str]) -> list[int]:
-    """The scores that are open times: a non-integral score (a foreign writer's) marks no candle boundary."""
+    """The scores that are open times: a non-integral or out-of-range score (a foreign writer's) marks none."""
     scores = (float(score) for score in reply)
-    return [int(score) for score in scores if score.is_integer()]
+    return [int(score) for score in scores if score.is_integer() and 0 <= score <= MAX_SEQUENCE_NUM]
 
 
 def timestamps_in_range_query(

@@ -25,22 +25,22 @@ class ValidationError(ValueError):
 
 
 class PartialWriteError(RedisError):
-    """A batch write applied some of its series and not others.
+    """A batch write applied some of its keys (candle series, tickers, ...) and not others.
 
-    ``results`` holds, in input order, the result of each candle of an applied
-    series (True: written and still stored) and None for each candle of a series
-    that failed; ``errors`` maps each failed series' key to its error. Close
-    events were published for exactly the applied series' winning candles.
-    Sending the whole batch again is safe; candles of the applied series then
-    report False (they are already stored), so act on ``results`` here.
+    ``results`` holds, in input order, the result of each candle (or value) of an
+    applied key (True: written and still stored) and None for each one of a key
+    that failed; ``errors`` maps each failed key to its error. Events were
+    published for exactly the applied keys' winning writes. Sending the whole
+    batch again is safe; what the applied keys stored then reports False (it is
+    already stored), so act on ``results`` here.
     """
 
-    def __init__(self, results: list[bool | None], errors: dict[str, BaseException]) -> None:
+    def __init__(self, results: list[bool | None], errors: dict[str, BaseException], items: str = "candles") -> None:
         self.results = results
         self.errors = errors
         applied = sum(1 for r in results if r is not None)
         detail = "; ".join(f"{key}: {type(error).__name__}: {error}" for key, error in errors.items())
         super().__init__(
-            f"{len(errors)} series failed and the rest were applied ({applied} of {len(results)} candles "
+            f"{len(errors)} keys failed and the rest were applied ({applied} of {len(results)} {items} "
             f"have a result): {detail}"
         )

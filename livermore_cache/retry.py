@@ -11,7 +11,8 @@ round trip per server) at a time, and ``WriteRounds`` decides after each round:
   again at once by EVAL, which carries the script and cannot meet NOSCRIPT;
 - BUSY, LOADING, TRYAGAIN, CLUSTERDOWN, MOVED/ASK, and READONLY from a demoted
   cluster primary mean not run: sent again after a pause;
-- a timeout or a dropped connection leaves it unknown whether the call ran:
+- a failure to connect (``NotSent``: nothing was sent) means not run: sent again after a pause;
+- a timeout or a dropped connection after sending leaves it unknown whether the call ran:
   sent again after a pause, and every later round runs in the script's retry
   mode, where a candle the key holds byte for byte reports True;
 - any other error reply (WRONGTYPE, OOM, READONLY from a standalone replica) is
@@ -48,6 +49,7 @@ from .errors import PartialWriteError
 
 __all__ = [
     "AMBIGUOUS_ERRORS",
+    "NotSent",
     "Outcome",
     "WriteRounds",
     "WriteStats",
@@ -72,10 +74,23 @@ class Outcome(Enum):
     FAIL = "fail"  # final: an error no retry can fix
 
 
+class NotSent(Exception):
+    """A failure before anything of the round was sent (connecting, taking a connection): the calls did not run.
+
+    The transport wraps such a failure in ``NotSent``; the caller sees ``error``, the failure itself.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def classify(outcome: object, *, cluster: bool) -> Outcome:
     """The kind of one call's outcome: a reply, or the exception that stands for an error reply or a failure."""
     if not isinstance(outcome, BaseException):
         return Outcome.REPLY
+    if isinstance(outcome, NotSent):
+        return Outcome.NOT_RUN
     if isinstance(outcome, NoScriptError):
         return Outcome.NOSCRIPT
     if isinstance(outcome, _NOT_RUN):
@@ -108,7 +123,7 @@ class WriteStats:
 
 _MAYBE_APPLIED: Final = (
     "livermore_cache: it may or may not have been applied (an earlier attempt met a timeout or a dropped "
-    "connection). Sending the same candles again is safe: the versioned write is idempotent."
+    "connection). Sending the same {items} again is safe: the versioned write is idempotent."
 )
 _READONLY_NOTE: Final = (
     "livermore_cache: the server is a replica (READONLY): nothing was written. Point the client at the "
@@ -124,6 +139,9 @@ class ScriptCallLike(Protocol):
 
 class Plan(Protocol):
     """A batch of script calls (``core.WritePlan`` for candles, ``values.ValuePlan`` for values) and its results."""
+
+    items: str
+    """What the batch holds, for messages: "candles", "tickers", ..."""
 
     @property
     def calls(self) -> Sequence[ScriptCallLike]: ...
@@ -185,6 +203,8 @@ class WriteRounds:
                 self.replies[index] = outcome
                 continue
             kind = classify(outcome, cluster=self.cluster)
+            if isinstance(outcome, NotSent):
+                outcome = outcome.error
             if kind is Outcome.FAIL:
                 self.errors[index] = outcome
                 continue
@@ -234,18 +254,20 @@ class WriteRounds:
         if len(failed) == len(self.plan.calls):
             raise self.errors[failed[0]]
         results = self.plan.partial_results(self.replies)
-        raise PartialWriteError(results, {keys[i]: self.errors[i] for i in failed}) from self.errors[failed[0]]
+        errors = {keys[i]: self.errors[i] for i in failed}
+        raise PartialWriteError(results, errors, self.plan.items) from self.errors[failed[0]]
 
     def _annotate(self, error: BaseException, keys: list[str]) -> None:
-        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        shown = ("series " if self.plan.items == "candles" else "") + ", ".join(keys[:5])
+        shown += f" and {len(keys) - 5} more" if len(keys) > 5 else ""
         final = classify(error, cluster=self.cluster) is Outcome.FAIL
         if final and isinstance(error, ReadOnlyError):
             error.add_note(_READONLY_NOTE)
         if final and not self.retry_mode:
-            error.add_note(f"livermore_cache: series {shown} failed: the script refused it before writing anything.")
+            error.add_note(f"livermore_cache: {shown} failed: the script refused it before writing anything.")
         elif final:
-            error.add_note(f"livermore_cache: series {shown} failed.")
+            error.add_note(f"livermore_cache: {shown} failed.")
         else:
-            error.add_note(f"livermore_cache: series {shown}: {self.gave_up}.")
+            error.add_note(f"livermore_cache: {shown}: {self.gave_up}.")
         if self.retry_mode:
-            error.add_note(_MAYBE_APPLIED)
+            error.add_note(_MAYBE_APPLIED.format(items=self.plan.items))

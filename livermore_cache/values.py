@@ -119,6 +119,7 @@ class ValuePlan:
     """A checked batch of values, one script call each, in input order."""
 
     calls: list[ValueCall]
+    items: str = "values"
 
     @property
     def size(self) -> int:
@@ -145,10 +146,12 @@ def plan_values(
             key = kind.key(user_id, exchange_id, checked)
             channel = kind.channel(user_id, exchange_id, checked) if publish else ""
         except ValidationError as error:
+            if error.field == kind.name:  # not a value of this kind at all: name its position only
+                raise ValidationError(where, error.value, error.rule) from None
             raise error.at(where) from None
         timestamp: int = checked.timestamp  # type: ignore[attr-defined]
         calls.append(ValueCall(key, timestamp, kind.encode(checked), ttl_seconds, channel))
-    return ValuePlan(calls)
+    return ValuePlan(calls, f"{kind.name}s")
 
 
 def decode_stored(kind: Kind[ValueT], data: bytes | str | None, key: str) -> ValueT | None:

@@ -481,8 +481,8 @@ def test_another_model_is_refused(spec: Spec, vc: Any, r: redis.Redis) -> None:
     for wrong in (other, {"symbol": SYMBOL, "timestamp": T0}, None):
         with pytest.raises(ValidationError) as raised:
             spec.many(vc, [spec.make(SYMBOL, T0, 2.5), wrong])
-        # the whole value is named by its position and the kind (`tickers[1].ticker must be a Ticker`)
-        assert raised.value.field == f"{spec.kind}s[1].{spec.kind}"
+        # the whole value is named by its position, as in candle batches (`tickers[1] must be a Ticker`)
+        assert raised.value.field == f"{spec.kind}s[1]"
         assert raised.value.value is wrong
     assert r.dbsize() == 0
 

@@ -26,7 +26,7 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError, Sl
 from livermore_cache import _compat
 from livermore_cache.core import Command
 from livermore_cache.resp import pack_commands
-from livermore_cache.retry import AMBIGUOUS_ERRORS, Plan, WriteRounds, WriteStats
+from livermore_cache.retry import AMBIGUOUS_ERRORS, NotSent, Plan, WriteRounds, WriteStats
 
 from . import _backend
 
@@ -34,11 +34,18 @@ __all__ = ["ClusterRounds", "ServerRounds", "rounds_for", "write"]
 
 
 def _exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
-    """The commands in one write on one connection, then every reply; error replies come back as exceptions."""
-    try:
-        if not _compat.is_connected(connection):
+    """The commands in one write on one connection, then every reply; error replies come back as exceptions.
+
+    A failure to connect raises ``NotSent``: nothing was sent, so nothing can have run.
+    """
+    if not _compat.is_connected(connection):
+        try:
             with _compat.connect_once(connection):
                 connection.connect()
+        except AMBIGUOUS_ERRORS as error:
+            connection.disconnect()
+            raise NotSent(error) from error
+    try:
         # One buffer, one sendall: redis-py would send a large batch as one syscall per 6 kB piece.
         connection.send_packed_command([pack_commands(commands)])
         outcomes: list[Any] = []
@@ -80,7 +87,10 @@ class ServerRounds:
                 return _exchange(connection, commands)
             finally:
                 connection.disconnect()
-        connection = _compat.connection_from_pool(pool)
+        try:
+            connection = _compat.connection_from_pool(pool)  # connects, if it must, before anything is sent
+        except AMBIGUOUS_ERRORS as error:
+            raise NotSent(error) from error
         try:
             return _exchange(connection, commands)
         finally:
@@ -120,10 +130,10 @@ class ClusterRounds:
         try:
             connection = _backend.node_connection(node)
         except AMBIGUOUS_ERRORS as error:
-            return [error] * len(commands)
+            return [NotSent(error)] * len(commands)
         try:
             return _exchange(connection, commands)
-        except AMBIGUOUS_ERRORS as error:
+        except (NotSent, *AMBIGUOUS_ERRORS) as error:
             return [error] * len(commands)
         finally:
             _backend.release_node_connection(node, connection)
@@ -176,7 +186,7 @@ def write(
     while (commands := state.next_round()) is not None:
         try:
             outcomes = rounds.send(commands, after_failure)
-        except AMBIGUOUS_ERRORS as error:
+        except (NotSent, *AMBIGUOUS_ERRORS) as error:
             outcomes = [error] * len(commands)
         pause = state.feed(outcomes, time.monotonic())
         if pause:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import redis.asyncio
 import redis.asyncio.cluster
@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livermore_cache.events import (
     CandleClose,
     IndicatorUpdate,
+    SubscriptionState,
     TickerUpdate,
     ValueSubscriptionState,
     close_subscription_state,
@@ -90,7 +91,7 @@ class AsyncSubscription(Generic[EventT]):
     def reconnects(self) -> int:
         return self.state.reconnects
 
-    async def start(self) -> AsyncSubscription[EventT]:
+    async def start(self) -> Self:
         """Subscribe (once) and wait for the server's confirmation."""
         if self._pubsub is not None:
             return self
@@ -158,7 +159,7 @@ class AsyncSubscription(Generic[EventT]):
             reply = await self._client.execute_command(*command)
             self._pending.extend(self.state.on_backfill(target, reply))
 
-    def __aiter__(self) -> AsyncSubscription[EventT]:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> EventT:
@@ -181,7 +182,7 @@ class AsyncSubscription(Generic[EventT]):
         finally:
             await self._pubsub.aclose()
 
-    async def __aenter__(self) -> AsyncSubscription[EventT]:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -190,6 +191,8 @@ class AsyncSubscription(Generic[EventT]):
 
 class AsyncCloseSubscription(AsyncSubscription[CandleClose]):
     """``CandleClose`` events for one series, or many through a pattern (symbol or timeframe left out)."""
+
+    state: SubscriptionState
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import redis
 import redis.cluster
@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livermore_cache.events import (
     CandleClose,
     IndicatorUpdate,
+    SubscriptionState,
     TickerUpdate,
     ValueSubscriptionState,
     close_subscription_state,
@@ -91,7 +92,7 @@ class Subscription(Generic[EventT]):
     def reconnects(self) -> int:
         return self.state.reconnects
 
-    def start(self) -> Subscription[EventT]:
+    def start(self) -> Self:
         """Subscribe (once) and wait for the server's confirmation."""
         if self._pubsub is not None:
             return self
@@ -159,7 +160,7 @@ class Subscription(Generic[EventT]):
             reply = self._client.execute_command(*command)
             self._pending.extend(self.state.on_backfill(target, reply))
 
-    def __iter__(self) -> Subscription[EventT]:
+    def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> EventT:
@@ -182,7 +183,7 @@ class Subscription(Generic[EventT]):
         finally:
             self._pubsub.close()
 
-    def __enter__(self) -> Subscription[EventT]:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -191,6 +192,8 @@ class Subscription(Generic[EventT]):
 
 class CloseSubscription(Subscription[CandleClose]):
     """``CandleClose`` events for one series, or many through a pattern (symbol or timeframe left out)."""
+
+    state: SubscriptionState
 
     def __init__(
         self,

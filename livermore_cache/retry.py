@@ -9,8 +9,8 @@ round trip per server) at a time, and ``WriteRounds`` decides after each round:
 - a reply is final for its script call;
 - NOSCRIPT (the server lost its script cache) means not run: the call is sent
   again at once by EVAL, which carries the script and cannot meet NOSCRIPT;
-- BUSY, LOADING, TRYAGAIN, CLUSTERDOWN, MOVED/ASK, and READONLY from a demoted
-  cluster primary mean not run: sent again after a pause;
+- BUSY, LOADING, TRYAGAIN, CLUSTERDOWN, MOVED/ASK, NOREPLICAS, and READONLY from a
+  demoted cluster primary mean not run: sent again after a pause;
 - a failure to connect (``NotSent``: nothing was sent) means not run: sent again after a pause;
 - a timeout or a dropped connection after sending leaves it unknown whether the call ran:
   sent again after a pause, and every later round runs in the script's retry
@@ -62,6 +62,7 @@ AMBIGUOUS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ConnectionEr
 _NOT_RUN: Final = (BusyLoadingError, AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
 """Replies that say the call was not run (LOADING, MOVED is an AskError, a slot map with a hole)."""
 _BUSY_PREFIX: Final = "BUSY "
+_NOREPLICAS: Final = "NOREPLICAS "
 
 
 class Outcome(Enum):
@@ -95,14 +96,27 @@ def classify(outcome: object, *, cluster: bool) -> Outcome:
         return Outcome.NOSCRIPT
     if isinstance(outcome, _NOT_RUN):
         return Outcome.NOT_RUN
-    if isinstance(outcome, ReadOnlyError):
+    if is_readonly(outcome):
         # A cluster primary that was demoted: the slot map is stale. A standalone replica: no retry helps.
         return Outcome.NOT_RUN if cluster else Outcome.FAIL
     if isinstance(outcome, AMBIGUOUS_ERRORS):
         return Outcome.AMBIGUOUS
-    if isinstance(outcome, ResponseError) and str(outcome).startswith(_BUSY_PREFIX):
-        return Outcome.NOT_RUN  # another client's script is running: ours was not started
+    if isinstance(outcome, ResponseError):
+        text = str(outcome)
+        if text.startswith(_BUSY_PREFIX):
+            return Outcome.NOT_RUN  # another client's script is running: ours was not started
+        if text.startswith(_NOREPLICAS) or f"-{_NOREPLICAS}" in text:
+            # min-replicas-to-write refused the first write (before anything changed): a primary cut off from
+            # its replicas, as in a failover; the next round connects afresh (through Sentinel: to the new primary)
+            return Outcome.NOT_RUN
     return Outcome.FAIL
+
+
+def is_readonly(error: object) -> bool:
+    """READONLY: redis-py's ``ReadOnlyError``, or, from Redis 6.2, the same reply wrapped in a script error."""
+    if isinstance(error, ReadOnlyError):
+        return True
+    return isinstance(error, ResponseError) and "-READONLY " in str(error)
 
 
 def backoff_s(attempt: int) -> float:
@@ -206,6 +220,8 @@ class WriteRounds:
             if isinstance(outcome, NotSent):
                 outcome = outcome.error
             if kind is Outcome.FAIL:
+                if not isinstance(outcome, ReadOnlyError) and is_readonly(outcome):
+                    outcome = ReadOnlyError(str(outcome))  # the same class from every server (6.2 wraps it)
                 self.errors[index] = outcome
                 continue
             pending.append(index)
@@ -261,7 +277,7 @@ class WriteRounds:
         shown = ("series " if self.plan.items == "candles" else "") + ", ".join(keys[:5])
         shown += f" and {len(keys) - 5} more" if len(keys) > 5 else ""
         final = classify(error, cluster=self.cluster) is Outcome.FAIL
-        if final and isinstance(error, ReadOnlyError):
+        if final and is_readonly(error):
             error.add_note(_READONLY_NOTE)
         if final and not self.retry_mode:
             error.add_note(f"livermore_cache: {shown} failed: the script refused it before writing anything.")

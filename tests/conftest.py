@@ -15,7 +15,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from livermore_cache import AsyncCandleCache, CandleCache
+from livermore_cache import CandleCache
 from tests.servers import (
     ClusterProcess,
     FoundServer,
@@ -25,7 +25,7 @@ from tests.servers import (
     pip_server_binary,
 )
 
-from .helpers import AsyncAsSync
+from .helpers import Facade
 
 _USED_SERVER: list[FoundServer] = []
 
@@ -66,24 +66,27 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(params=["sync", "async"])
-def make_cache(
-    request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop
-) -> Iterator[Callable[..., Any]]:
-    """A factory of caches with the facade named by the param; both present a synchronous face."""
-    made: list[Callable[[], None]] = []
+def facade(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop) -> Iterator[Facade]:
+    """The facade named by the param (the tests' one sync/async switch); its clients are closed after the test."""
+    chosen = Facade(request.param, loop)
+    yield chosen
+    chosen.close()
 
-    def factory(**settings: Any) -> Any:
-        if request.param == "sync":
-            client = redis.Redis.from_url(redis_url)
-            made.append(client.close)
-            return CandleCache(client, **settings)
-        aclient = redis.asyncio.Redis.from_url(redis_url)
-        made.append(lambda: loop.run_until_complete(aclient.aclose()))
-        return AsyncAsSync(AsyncCandleCache(aclient, **settings), loop)
 
-    yield factory
-    for close in made:
-        close()
+@pytest.fixture
+def make_cache(facade: Facade, redis_url: str) -> Callable[..., Any]:
+    """A factory of candle caches of the param's facade over the test server; both present a synchronous face."""
+    return lambda **settings: facade.cache(CandleCache, facade.client(redis_url), **settings)
+
+
+@pytest.fixture
+def cache_at(facade: Facade) -> Callable[..., Any]:
+    """``cache_at(url, client_options=None, **settings)``: a candle cache of the param's facade on that server."""
+
+    def factory(url: str, client_options: dict[str, Any] | None = None, **settings: Any) -> Any:
+        return facade.cache(CandleCache, facade.client(url, **(client_options or {})), **settings)
+
+    return factory
 
 
 @pytest.fixture
@@ -130,42 +133,15 @@ def cluster() -> Iterator[ClusterProcess]:
         started.stop()
 
 
-@pytest.fixture(params=["sync", "async"])
-def make_value_cache(
-    request: pytest.FixtureRequest, redis_url: str, loop: asyncio.AbstractEventLoop
-) -> Iterator[Callable[..., Any]]:
+@pytest.fixture
+def make_value_cache(facade: Facade, redis_url: str) -> Callable[..., Any]:
     """A factory of value caches: ``make_value_cache("ticker" | "orderbook" | "indicator", **settings)``.
 
-    The facade is named by the param, as for ``make_cache``: the sync class over
+    The facade is the param's, as for ``make_cache``: the sync class over
     ``redis.Redis``, or the asyncio one over ``redis.asyncio.Redis`` behind
     ``AsyncAsSync`` (its ``loop`` attribute is the test's event loop).
     """
-    from livermore_cache import (
-        AsyncIndicatorCache,
-        AsyncOrderbookCache,
-        AsyncTickerCache,
-        IndicatorCache,
-        OrderbookCache,
-        TickerCache,
-    )
+    from livermore_cache import IndicatorCache, OrderbookCache, TickerCache
 
-    classes: dict[str, tuple[Any, Any]] = {
-        "ticker": (TickerCache, AsyncTickerCache),
-        "orderbook": (OrderbookCache, AsyncOrderbookCache),
-        "indicator": (IndicatorCache, AsyncIndicatorCache),
-    }
-    made: list[Callable[[], None]] = []
-
-    def factory(kind: str, **settings: Any) -> Any:
-        sync_class, async_class = classes[kind]
-        if request.param == "sync":
-            client = redis.Redis.from_url(redis_url)
-            made.append(client.close)
-            return sync_class(client, **settings)
-        aclient = redis.asyncio.Redis.from_url(redis_url)
-        made.append(lambda: loop.run_until_complete(aclient.aclose()))
-        return AsyncAsSync(async_class(aclient, **settings), loop)
-
-    yield factory
-    for close in made:
-        close()
+    classes: dict[str, type[Any]] = {"ticker": TickerCache, "orderbook": OrderbookCache, "indicator": IndicatorCache}
+    return lambda kind, **settings: facade.cache(classes[kind], facade.client(redis_url), **settings)

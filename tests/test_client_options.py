@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle
+from livermore_cache import CandleCache, UnifiedCandle
 
-from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, AsyncAsSync, unified
+from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, Facade, unified
 
 OPTIONS = [
     pytest.param({"decode_responses": True}, id="decode_responses"),
@@ -22,40 +21,26 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("options", OPTIONS)
-@pytest.mark.parametrize("facade", ["sync", "async"])
-def test_whole_api_with_client_options(
-    redis_url: str, loop: asyncio.AbstractEventLoop, options: dict[str, Any], facade: str
-) -> None:
-    if facade == "sync":
-        client: Any = redis.Redis.from_url(redis_url, **options)
-        cache: Any = CandleCache(client, max_candles=3)
-    else:
-        client = redis.asyncio.Redis.from_url(redis_url, **options)
-        cache = AsyncAsSync(AsyncCandleCache(client, max_candles=3), loop)
-    try:
-        batch = [unified(T0 + i * MINUTE, 1, close=float(i + 1)) for i in range(4)] + [unified(T0, 0)]
-        assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [False, True, True, True, False]
-        assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 3 * MINUTE, 2, close=9.0)) is True
-        cache.add_candle(USER, EXCHANGE, unified(T0 + 4 * MINUTE, 1))
-        recent = cache.get_recent_candles(USER, EXCHANGE, SYMBOL, TIMEFRAME, model=UnifiedCandle)
-        assert [(c.timestamp, c.close) for c in recent] == [
-            (T0 + 2 * MINUTE, 3.0),
-            (T0 + 3 * MINUTE, 9.0),
-            (T0 + 4 * MINUTE, 42000.5),
-        ]
-        latest = cache.get_latest_candle(USER, EXCHANGE, SYMBOL, TIMEFRAME)
-        assert latest is not None
-        assert latest.timestamp == T0 + 4 * MINUTE
-        assert len(cache.get_candles_in_range(USER, EXCHANGE, SYMBOL, TIMEFRAME, T0, T0 + 3 * MINUTE)) == 2
-        assert cache.get_candle_count(USER, EXCHANGE, SYMBOL, TIMEFRAME) == 3
-        assert cache.publish_close(USER, EXCHANGE, unified(T0, 1)) == 0
-        cache.clear_candles(USER, EXCHANGE, SYMBOL, TIMEFRAME)
-        assert cache.get_candle_count(USER, EXCHANGE, SYMBOL, TIMEFRAME) == 0
-    finally:
-        if facade == "sync":
-            client.close()
-        else:
-            loop.run_until_complete(client.aclose())
+def test_whole_api_with_client_options(redis_url: str, facade: Facade, options: dict[str, Any]) -> None:
+    cache = facade.cache(CandleCache, facade.client(redis_url, **options), max_candles=3)
+    batch = [unified(T0 + i * MINUTE, 1, close=float(i + 1)) for i in range(4)] + [unified(T0, 0)]
+    assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [False, True, True, True, False]
+    assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 3 * MINUTE, 2, close=9.0)) is True
+    cache.add_candle(USER, EXCHANGE, unified(T0 + 4 * MINUTE, 1))
+    recent = cache.get_recent_candles(USER, EXCHANGE, SYMBOL, TIMEFRAME, model=UnifiedCandle)
+    assert [(c.timestamp, c.close) for c in recent] == [
+        (T0 + 2 * MINUTE, 3.0),
+        (T0 + 3 * MINUTE, 9.0),
+        (T0 + 4 * MINUTE, 42000.5),
+    ]
+    latest = cache.get_latest_candle(USER, EXCHANGE, SYMBOL, TIMEFRAME)
+    assert latest is not None
+    assert latest.timestamp == T0 + 4 * MINUTE
+    assert len(cache.get_candles_in_range(USER, EXCHANGE, SYMBOL, TIMEFRAME, T0, T0 + 3 * MINUTE)) == 2
+    assert cache.get_candle_count(USER, EXCHANGE, SYMBOL, TIMEFRAME) == 3
+    assert cache.publish_close(USER, EXCHANGE, unified(T0, 1)) == 0
+    cache.clear_candles(USER, EXCHANGE, SYMBOL, TIMEFRAME)
+    assert cache.get_candle_count(USER, EXCHANGE, SYMBOL, TIMEFRAME) == 0
 
 
 @pytest.mark.parametrize("options", OPTIONS[:3])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
@@ -14,10 +13,10 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, _compat, candle_key
+from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key
 from tests.servers import ClusterProcess
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified
+from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, Facade, unified
 
 pytestmark = pytest.mark.cluster
 
@@ -54,17 +53,10 @@ def flush_cluster(cluster: ClusterProcess) -> None:
             client.flushall()
 
 
-@pytest.fixture(params=["sync", "async"])
-def cluster_cache(request: pytest.FixtureRequest, cluster: ClusterProcess, loop: asyncio.AbstractEventLoop) -> Any:
+@pytest.fixture
+def cluster_cache(facade: Facade, cluster: ClusterProcess) -> Any:
     flush_cluster(cluster)
-    if request.param == "sync":
-        client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
-        yield CandleCache(client, max_candles=10)
-        client.close()
-    else:
-        aclient = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
-        yield AsyncAsSync(AsyncCandleCache(aclient, max_candles=10), loop)
-        loop.run_until_complete(aclient.aclose())
+    return facade.cache(CandleCache, facade.client(cluster.url, cluster=True), max_candles=10)
 
 
 def test_batches_over_60_series_match_a_single_server(
@@ -140,17 +132,10 @@ def test_subscribing_through_the_cluster_client(cluster_cache: Any) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("facade", ["sync", "async"])
-def test_primary_killed_and_replica_promoted_while_writing(
-    facade: str, cluster: ClusterProcess, loop: asyncio.AbstractEventLoop
-) -> None:
+def test_primary_killed_and_replica_promoted_while_writing(facade: Facade, cluster: ClusterProcess) -> None:
     flush_cluster(cluster)
-    if facade == "sync":
-        client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
-        cache: Any = CandleCache(client, max_candles=50, retries=40)
-    else:
-        client = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
-        cache = AsyncAsSync(AsyncCandleCache(client, max_candles=50, retries=40), loop)
+    client = facade.client(cluster.url, cluster=True)
+    cache = facade.cache(CandleCache, client, max_candles=50, retries=40)
     victim = cluster.primary_nodes()[0]
     sent: dict[tuple[str, str, int], int] = {}
     errors: list[BaseException] = []
@@ -203,10 +188,7 @@ def test_primary_killed_and_replica_promoted_while_writing(
     ]
     assert cache.add_candles_if_newer(USER, EXCHANGE, last) == [True] * len(last)
     checker.close()
-    if facade == "sync":
-        client.close()
-    else:
-        loop.run_until_complete(client.aclose())
+    facade.close()
     victim.start(ready=False)  # back as a replica of its successor
     victim.wait_ready()
     cluster.wait_ok()

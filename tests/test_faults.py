@@ -7,11 +7,10 @@ of the test's own (sync ``CandleCache``, or ``AsyncCandleCache`` driven through
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,33 +18,13 @@ import pytest
 import redis
 import redis.asyncio
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
+from livermore_cache import UnifiedCandle, candle_key
 from tests.servers import ServerProcess
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified, zmembers
+from .helpers import EXCHANGE, MINUTE, T0, USER, unified, zmembers
 
 Start = Callable[..., ServerProcess]
 CacheAt = Callable[..., Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def cache_at(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop) -> Iterator[CacheAt]:
-    """``cache_at(url, client_options=None, **settings)``: a cache on that server, with the facade named by the param."""
-    closers: list[Callable[[], None]] = []
-
-    def factory(url: str, client_options: dict[str, Any] | None = None, **settings: Any) -> Any:
-        options = client_options or {}
-        if request.param == "sync":
-            client = redis.Redis.from_url(url, **options)
-            closers.append(client.close)
-            return CandleCache(client, **settings)
-        aclient = redis.asyncio.Redis.from_url(url, **options)
-        closers.append(lambda: loop.run_until_complete(aclient.aclose()))
-        return AsyncAsSync(AsyncCandleCache(aclient, **settings), loop)
-
-    yield factory
-    for close in closers:
-        close()
 
 
 def stored_sequences(client: redis.Redis, key: str) -> dict[int, int | None]:

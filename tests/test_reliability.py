@@ -9,7 +9,6 @@ settings, single-connection clients, a replica, and validation that
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import signal
@@ -28,7 +27,6 @@ import redis.cluster
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from livermore_cache import (
-    AsyncCandleCache,
     CandleCache,
     PartialWriteError,
     UnifiedCandle,
@@ -41,49 +39,11 @@ from livermore_cache.core import MAX_CANDLES, MAX_TTL_SECONDS
 from livermore_cache.retry import backoff_s
 from tests.servers import ClusterProcess, ServerProcess, free_port, local_server_binary, pip_server_binary
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified, zmembers, zscored
+from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, unified, zmembers, zscored
 
 Start = Callable[..., ServerProcess]
+CacheAt = Callable[..., Any]
 MAYBE_APPLIED = "may or may not have been applied"
-
-
-class CacheAt:
-    """``cache_at(url, client_options=None, **settings)``: a cache on that server, with the facade of the param.
-
-    As ``make_cache``, for servers of the test's own; ``command`` runs a plain
-    command on a cache's own client (awaited on the test's loop for asyncio).
-    """
-
-    def __init__(self, facade: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.facade = facade
-        self.loop = loop
-        self.closers: list[Callable[[], None]] = []
-
-    def __call__(self, url: str, client_options: dict[str, Any] | None = None, **settings: Any) -> Any:
-        options = client_options or {}
-        if self.facade == "sync":
-            client = redis.Redis.from_url(url, **options)
-            self.closers.append(client.close)
-            return CandleCache(client, **settings)
-        aclient = redis.asyncio.Redis.from_url(url, **options)
-        self.closers.append(lambda: self.loop.run_until_complete(aclient.aclose()))
-        return AsyncAsSync(AsyncCandleCache(aclient, **settings), self.loop)
-
-    def command(self, cache: Any, *args: Any) -> Any:
-        if self.facade == "sync":
-            return cache.client.execute_command(*args)
-        return self.loop.run_until_complete(cache.client.execute_command(*args))
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
-
-
-@pytest.fixture(params=["sync", "async"])
-def cache_at(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop) -> Iterator[CacheAt]:
-    factory = CacheAt(request.param, loop)
-    yield factory
-    factory.close()
 
 
 def notes(error: BaseException) -> list[str]:
@@ -349,7 +309,7 @@ MAX_BACKOFF_S = 0.5
 
 
 @pytest.mark.slow
-def test_closed_port_gives_up_within_the_deadline(cache_at: CacheAt) -> None:
+def test_closed_port_gives_up_within_the_deadline(cache_at: CacheAt, facade: Facade) -> None:
     """Default settings (retries=20, retry_timeout_s=10) against a port nothing listens on."""
     cache = cache_at(f"redis://127.0.0.1:{free_port()}/0")
     assert (cache.retries, cache.retry_timeout_s) == (20, 10.0)
@@ -357,9 +317,7 @@ def test_closed_port_gives_up_within_the_deadline(cache_at: CacheAt) -> None:
     with pytest.raises(redis.ConnectionError) as raised:
         cache.add_candle_if_newer(USER, EXCHANGE, unified())
     elapsed = time.monotonic() - started
-    print(
-        f"closed port ({cache_at.facade}): gave up after {elapsed:.2f} s, {cache.stats.retried_rounds} retried rounds"
-    )
+    print(f"closed port ({facade.name}): gave up after {elapsed:.2f} s, {cache.stats.retried_rounds} retried rounds")
     assert elapsed < 15
     # it stops at whichever comes first: 20 retries (their pauses add up to 8.75 s) or the 10 s deadline
     pauses = sum(backoff_s(attempt) for attempt in range(1, cache.retries + 1))
@@ -376,7 +334,7 @@ def test_closed_port_gives_up_within_the_deadline(cache_at: CacheAt) -> None:
     assert cache.stats.retried_rounds == 20 if budget[2] == " (retries=20)" else cache.stats.retried_rounds < 20
 
 
-def test_paused_server_gives_up_within_the_deadline(private_server: Start, cache_at: CacheAt) -> None:
+def test_paused_server_gives_up_within_the_deadline(private_server: Start, cache_at: CacheAt, facade: Facade) -> None:
     server = private_server()
     socket_timeout, retry_timeout_s = 1.0, 3.0
     cache = cache_at(server.url, {"socket_timeout": socket_timeout}, retry_timeout_s=retry_timeout_s)
@@ -389,7 +347,7 @@ def test_paused_server_gives_up_within_the_deadline(private_server: Start, cache
         elapsed = time.monotonic() - started
     finally:
         server.signal(signal.SIGCONT)
-    print(f"paused server ({cache_at.facade}): gave up after {elapsed:.2f} s")
+    print(f"paused server ({facade.name}): gave up after {elapsed:.2f} s")
     assert elapsed <= retry_timeout_s + socket_timeout + 2
     assert elapsed >= retry_timeout_s - MAX_BACKOFF_S
     assert any(MAYBE_APPLIED in n for n in notes(raised.value))
@@ -455,14 +413,16 @@ def test_largest_settings_write_publish_and_expire(make_cache: Callable[..., Any
 # 6. Single-connection clients ------------------------------------------------------------------------------------
 
 
-def test_single_connection_client_with_one_connection(redis_url: str, cache_at: CacheAt, r: redis.Redis) -> None:
+def test_single_connection_client_with_one_connection(
+    redis_url: str, cache_at: CacheAt, facade: Facade, r: redis.Redis
+) -> None:
     cache = cache_at(redis_url, {"single_connection_client": True, "max_connections": 1})
     assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 1)) is True
     assert cache.get_recent_candles(USER, EXCHANGE, "BTC-USD", "1m", model=UnifiedCandle) == [unified(T0, 1)]
     assert cache.add_candles_if_newer(USER, EXCHANGE, [unified(T0, 2), unified(T0 + MINUTE, 1)]) == [True, True]
     assert cache.get_latest_candle(USER, EXCHANGE, "BTC-USD", "1m", model=UnifiedCandle) == unified(T0 + MINUTE, 1)
-    assert cache_at.command(cache, "PING") is True
-    assert cache_at.command(cache, "ZCARD", key_of("BTC-USD")) == 2
+    assert facade.command(cache.client, "PING") is True
+    assert facade.command(cache.client, "ZCARD", key_of("BTC-USD")) == 2
     assert zmembers(r, key_of("BTC-USD")) == [encoded(unified(T0, 2)), encoded(unified(T0 + MINUTE, 1))]
 
 
@@ -476,19 +436,11 @@ def wait_link_up(replica: redis.Redis, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def test_replica_refuses_at_once(request: pytest.FixtureRequest, private_server: Start, cache_at: CacheAt) -> None:
+def test_replica_refuses_at_once(private_server: Start, cache_at: CacheAt) -> None:
     primary = private_server("--repl-diskless-sync-delay", "0")  # the replica syncs at once, not after 5 s
     replica = private_server("--replicaof", "127.0.0.1", str(primary.port))
     primary_client, replica_client = redis.Redis.from_url(primary.url), redis.Redis.from_url(replica.url)
     wait_link_up(replica_client)
-    if int(str(replica_client.info("server")["redis_version"]).split(".")[0]) < 7:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="library gap: Redis 6.2 wraps a script's READONLY as ResponseError('Error running script ... "
-                "-READONLY ...'), which retry.classify and _annotate do not recognise as ReadOnlyError",
-            )
-        )
     cache = cache_at(replica.url)
     writes: list[tuple[str, Any]] = [
         ("add_candle_if_newer", unified(T0, 1)),
@@ -542,17 +494,10 @@ def flush_cluster(cluster: ClusterProcess) -> None:
             client.flushall()
 
 
-@pytest.fixture(params=["sync", "async"])
-def cluster_cache(request: pytest.FixtureRequest, cluster: ClusterProcess, loop: asyncio.AbstractEventLoop) -> Any:
+@pytest.fixture
+def cluster_cache(facade: Facade, cluster: ClusterProcess) -> Any:
     flush_cluster(cluster)
-    if request.param == "sync":
-        client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
-        yield CandleCache(client)
-        client.close()
-    else:
-        aclient = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
-        yield AsyncAsSync(AsyncCandleCache(aclient), loop)
-        loop.run_until_complete(aclient.aclose())
+    return facade.cache(CandleCache, facade.client(cluster.url, cluster=True))
 
 
 @pytest.fixture

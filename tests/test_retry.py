@@ -51,6 +51,14 @@ def rounds(the_plan: WritePlan, *, retries: int = 3, deadline: float = 100.0, cl
         (MovedError("3999 127.0.0.1:6381"), Outcome.NOT_RUN, Outcome.NOT_RUN),
         (AskError("3999 127.0.0.1:6381"), Outcome.NOT_RUN, Outcome.NOT_RUN),
         (ReadOnlyError("You can't write against a read only replica."), Outcome.FAIL, Outcome.NOT_RUN),
+        (  # Redis 6.2 wraps the reply of a redis.call in a script error
+            ResponseError(
+                "Error running script (call to f_0): @user_script:1: -READONLY You can't write against a read only replica."
+            ),
+            Outcome.FAIL,
+            Outcome.NOT_RUN,
+        ),
+        (ResponseError("NOREPLICAS Not enough good replicas to write."), Outcome.NOT_RUN, Outcome.NOT_RUN),
         (
             ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
             Outcome.FAIL,

@@ -21,7 +21,6 @@ on, every timestamp holds exactly the last sequence acknowledged for it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -37,10 +36,10 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from livermore_cache import AsyncCandleCache, CandleCache, UnifiedCandle, candle_key
+from livermore_cache import CandleCache, UnifiedCandle, candle_key
 from tests.servers import ServerProcess, local_server_binary, pip_server_binary
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, unified
+from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, unified
 
 pytestmark = pytest.mark.slow
 
@@ -161,27 +160,10 @@ def group() -> Iterator[Group]:
             server.stop()
 
 
-def sentinel_cache(
-    facade: str, group: Group, loop: asyncio.AbstractEventLoop, closers: list[Callable[[], None]]
-) -> Any:
+def sentinel_cache(facade: Facade, group: Group) -> Any:
     """A cache over ``Sentinel(...).master_for(SERVICE)``; generous retries, so that the failover fits in them."""
-    settings: dict[str, Any] = {"max_candles": 100, "retries": 100, "retry_timeout_s": 30.0}
-    if facade == "sync":
-        sentinel = redis.sentinel.Sentinel(group.addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call]
-        client = sentinel.master_for(SERVICE, socket_timeout=1)  # type: ignore[no-untyped-call]
-        closers.append(client.close)
-        closers.extend(s.close for s in sentinel.sentinels)
-        return CandleCache(client, **settings)
-    asentinel = redis.asyncio.sentinel.Sentinel(group.addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call]
-    aclient = asentinel.master_for(SERVICE, socket_timeout=1)
-
-    async def aclose() -> None:
-        await aclient.aclose()
-        for s in asentinel.sentinels:
-            await s.aclose()
-
-    closers.append(lambda: loop.run_until_complete(aclose()))
-    return AsyncAsSync(AsyncCandleCache(aclient, **settings), loop)
+    client = facade.sentinel_client(group.addresses, SERVICE, socket_timeout=1)
+    return facade.cache(CandleCache, client, max_candles=100, retries=100, retry_timeout_s=30.0)
 
 
 def batch(round_: int) -> list[UnifiedCandle]:
@@ -251,12 +233,8 @@ class Orchestra:
             self.stop.set()
 
 
-@pytest.mark.parametrize("facade", ["sync", "async"])
-def test_primary_killed_and_replica_promoted_mid_stream(
-    facade: str, group: Group, loop: asyncio.AbstractEventLoop
-) -> None:
-    closers: list[Callable[[], None]] = []
-    cache = sentinel_cache(facade, group, loop, closers)
+def test_primary_killed_and_replica_promoted_mid_stream(facade: Facade, group: Group) -> None:
+    cache = sentinel_cache(facade, group)
     orchestra = Orchestra(group)
     thread = threading.Thread(target=orchestra.run)
     results: dict[int, list[bool]] = {}
@@ -280,8 +258,7 @@ def test_primary_killed_and_replica_promoted_mid_stream(
         orchestra.release.set()
         thread.join()
         stats = cache.stats
-        for close in closers:
-            close()
+        facade.close()
 
     assert writer_errors == [], "no error reaches the caller"
     assert orchestra.errors == []

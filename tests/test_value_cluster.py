@@ -8,7 +8,6 @@ any node and through the cluster clients' own pub/sub.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +37,7 @@ from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
 from livermore_cache.market import encode_ticker
 from tests.servers import ClusterProcess
 
-from .helpers import AsyncAsSync
+from .helpers import AsyncAsSync, Facade
 
 pytestmark = pytest.mark.cluster
 
@@ -95,20 +94,12 @@ def flush_cluster(cluster: ClusterProcess) -> None:
             client.flushall()
 
 
-@pytest.fixture(params=["sync", "async"])
-def on_cluster(
-    request: pytest.FixtureRequest, cluster: ClusterProcess, loop: asyncio.AbstractEventLoop
-) -> Iterator[Callable[[str], Any]]:
+@pytest.fixture
+def on_cluster(facade: Facade, cluster: ClusterProcess) -> Callable[[str], Any]:
     """A factory of value caches over one cluster client of the param's facade (the cluster flushed first)."""
     flush_cluster(cluster)
-    if request.param == "sync":
-        client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
-        yield lambda kind: CLASSES[kind][0](client)
-        client.close()
-    else:
-        aclient = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
-        yield lambda kind: AsyncAsSync(CLASSES[kind][1](aclient), loop)
-        loop.run_until_complete(aclient.aclose())
+    client = facade.client(cluster.url, cluster=True)
+    return lambda kind: facade.cache(CLASSES[kind][0], client)
 
 
 @pytest.fixture

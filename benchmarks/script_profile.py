@@ -103,6 +103,46 @@ def profile(client: redis.Redis, calls: int, batch: int) -> list[tuple[str, floa
     return rows
 
 
+def client_steps(samples: int) -> list[tuple[str, float, str]]:
+    """The client's own work for one add_candle_if_newer, step by step, without I/O (timeit, best of 5)."""
+    import timeit
+
+    from redis.connection import Connection
+
+    from livermore_cache.resp import pack_commands
+    from livermore_cache.retry import WriteRounds, WriteStats
+
+    (candle,) = candles(0, 1)
+
+    def plan() -> Any:
+        return plan_write(7, 1, [candle], versioned=True, ttl_seconds=86400, max_candles=1000)
+
+    planned = plan()
+
+    def rounds() -> Any:
+        state = WriteRounds(planned, "f" * 40, "", retries=20, deadline=float("inf"), stats=WriteStats())
+        commands = state.next_round()
+        state.feed([[1]], 0.0)
+        return commands, state.results()
+
+    commands = planned.calls[0].command("f" * 40, "", by_sha=True)
+    connection = Connection()  # type: ignore[no-untyped-call]
+    member = encode_candle(candle)
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("plan: check the candle, its key, the script call", plan),
+        ("rounds: ARGV, retry state, reply to results", rounds),
+        ("pack the EVALSHA (hiredis)", lambda: pack_commands([commands])),
+        (
+            "redis-py: pack a plain ZADD of the same member",
+            lambda: connection.pack_commands([("ZADD", "k", 1, member)]),  # type: ignore[no-untyped-call]
+        ),
+    ]
+    return [
+        (name, min(timeit.repeat(step, number=samples, repeat=5)) / samples * 1e6, "client CPU per call")
+        for name, step in steps
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.script_profile", description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
@@ -115,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         with find_server() as found, redis.Redis.from_url(found.url) as client:
             print(f"server: {found.description}")
             rows = profile(client, args.calls, args.batch)
+    rows += client_steps(args.calls * 5)
     for name, micros, unit in rows:
         print(f"{micros:8.2f} us  {name} ({unit})")
     return 0

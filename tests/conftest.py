@@ -145,3 +145,15 @@ def make_value_cache(facade: Facade, redis_url: str) -> Callable[..., Any]:
 
     classes: dict[str, type[Any]] = {"ticker": TickerCache, "orderbook": OrderbookCache, "indicator": IndicatorCache}
     return lambda kind, **settings: facade.cache(classes[kind], facade.client(redis_url), **settings)
+
+
+@pytest.fixture
+def sub(r: redis.Redis) -> Iterator[Any]:
+    """A plain redis-py pattern subscriber to every channel of the test server, its subscription confirmed."""
+    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.psubscribe("*")
+    confirmed = pubsub.get_message(timeout=5)
+    assert confirmed is not None
+    assert confirmed["type"] == "psubscribe"
+    yield pubsub
+    pubsub.close()

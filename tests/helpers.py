@@ -166,6 +166,13 @@ _ASYNC_TWINS: dict[type[Any], type[Any]] = {
 }
 
 
+def flush_cluster(cluster: Any) -> None:
+    """Empty every primary of a ``servers.ClusterProcess``."""
+    for node in cluster.primary_nodes():
+        with redis.Redis.from_url(node.url) as client:
+            client.flushall()
+
+
 def zmembers(client: redis.Redis, key: str) -> list[bytes]:
     """The key's members, lowest score first."""
     return cast(list[bytes], client.zrange(key, 0, -1))

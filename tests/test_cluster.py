@@ -16,7 +16,7 @@ import redis.cluster
 from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key
 from tests.servers import ClusterProcess
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, Facade, unified
+from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, Facade, flush_cluster, unified
 
 pytestmark = pytest.mark.cluster
 
@@ -45,12 +45,6 @@ def snapshot(client: Any) -> dict[str, list[bytes]]:
         for s in SYMBOLS
         for tf in TIMEFRAMES
     }
-
-
-def flush_cluster(cluster: ClusterProcess) -> None:
-    for node in cluster.primary_nodes():
-        with redis.Redis.from_url(node.url) as client:
-            client.flushall()
 
 
 @pytest.fixture

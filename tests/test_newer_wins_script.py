@@ -6,7 +6,6 @@ ARGV: timestamp, json, ttl, channel ("" = none), retry ("0" or "1"). Reply: 1 wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,6 @@ def value(timestamp: int, tag: str = "a") -> bytes:
 @pytest.fixture
 def script(r: redis.Redis) -> Script:
     return r.register_script(script_source("newer_wins"))
-
-
-@pytest.fixture
-def sub(r: redis.Redis) -> Iterator[PubSub]:
-    """A pattern subscriber to every channel, its subscription confirmed."""
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
-    pubsub.psubscribe("*")
-    confirmed = pubsub.get_message(timeout=5)
-    assert confirmed is not None
-    assert confirmed["type"] == "psubscribe"
-    yield pubsub
-    pubsub.close()
 
 
 def messages(pubsub: PubSub, wait: float = 0.2) -> list[tuple[bytes, bytes]]:

@@ -39,7 +39,7 @@ from livermore_cache.core import MAX_CANDLES, MAX_TTL_SECONDS
 from livermore_cache.retry import backoff_s
 from tests.servers import ClusterProcess, ServerProcess, free_port, local_server_binary, pip_server_binary
 
-from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, unified, zmembers, zscored
+from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, flush_cluster, unified, zmembers, zscored
 
 Start = Callable[..., ServerProcess]
 CacheAt = Callable[..., Any]
@@ -486,12 +486,6 @@ def test_force_setattr_cannot_reach_the_server(
 
 
 # 1, again on Redis Cluster ---------------------------------------------------------------------------------------
-
-
-def flush_cluster(cluster: ClusterProcess) -> None:
-    for node in cluster.primary_nodes():
-        with redis.Redis.from_url(node.url) as client:
-            client.flushall()
 
 
 @pytest.fixture

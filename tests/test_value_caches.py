@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,18 +196,6 @@ def spec(request: pytest.FixtureRequest) -> Spec:
 def vc(spec: Spec, make_value_cache: Callable[..., Any]) -> Any:
     """The spec's cache with the default settings, sync or async."""
     return make_value_cache(spec.kind)
-
-
-@pytest.fixture
-def sub(r: redis.Redis) -> Iterator[PubSub]:
-    """A plain redis-py pattern subscriber to every channel, its subscription confirmed."""
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
-    pubsub.psubscribe("*")
-    confirmed = pubsub.get_message(timeout=5)
-    assert confirmed is not None
-    assert confirmed["type"] == "psubscribe"
-    yield pubsub
-    pubsub.close()
 
 
 def messages(pubsub: PubSub, wait: float = 0.2) -> list[tuple[str, bytes]]:

@@ -37,7 +37,7 @@ from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
 from livermore_cache.market import encode_ticker
 from tests.servers import ClusterProcess
 
-from .helpers import AsyncAsSync, Facade
+from .helpers import AsyncAsSync, Facade, flush_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -86,12 +86,6 @@ def stream(rounds: int) -> list[list[Ticker]]:
                 batch.append(ticker(symbol, stamp, 200.0 + round_))  # the same timestamp again: skipped
         batches.append(batch)
     return batches
-
-
-def flush_cluster(cluster: ClusterProcess) -> None:
-    for node in cluster.primary_nodes():
-        with redis.Redis.from_url(node.url) as client:
-            client.flushall()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,17 +213,6 @@ def messages(pubsub: PubSub, wait: float = 0.2) -> list[tuple[str, bytes]]:
         assert message["type"] == "pmessage"
         out.append((message["channel"].decode(), message["data"]))
     return out
-
-
-@pytest.fixture
-def sub(r: redis.Redis) -> Iterator[PubSub]:
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
-    pubsub.psubscribe("*")
-    confirmed = pubsub.get_message(timeout=5)
-    assert confirmed is not None
-    assert confirmed["type"] == "psubscribe"
-    yield pubsub
-    pubsub.close()
 
 
 def preset(r: redis.Redis, case: dict[str, Any]) -> None:

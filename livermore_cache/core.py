@@ -1,9 +1,9 @@
-"""The sans-I/O core: what both facades send and how they read the replies.
+"""The sans-I/O core of the candle cache: what the facades send and how they read the replies.
 
-Nothing here touches a socket. Validation, grouping a batch by key, building
-the script's ARGV, encoding members, mapping script replies back to input order
-and decoding stored members are plain functions, so the sync and asyncio
-facades stay thin shells that cannot drift apart.
+Nothing here touches a socket. Settings checks, validation, grouping a batch by
+key, building the script's ARGV, mapping script replies back to input order and
+the read queries are plain functions; the retry decisions are ``retry``'s, the
+member encoding and decoding ``codec``'s.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
-
-import msgspec
 
 from .codec import decode_members, encode_candle
 from .errors import ValidationError
@@ -44,9 +42,8 @@ __all__ = [
 CandleT = TypeVar("CandleT", bound=Candle)
 ResultT = TypeVar("ResultT")
 Command = tuple[Any, ...]
-"""One Redis command, as redis-py's ``pack_commands`` takes it."""
+"""One Redis command: its name and arguments (bytes, str or int)."""
 
-_ENCODER: Final = msgspec.json.Encoder()
 _CANDLE_FIELDS: Final = Candle.__struct_fields__
 UNCONDITIONAL_MODE: Final = b"0"
 VERSIONED_MODE: Final = b"1"
@@ -137,7 +134,7 @@ class ScriptCall:
             b"%d" % max(stamps),
             b"%d" % (4 * len(set(stamps)) + 16),
         ]
-        encode = _ENCODER.encode
+        encode = encode_candle
         for i in sent:
             candle = candles[i]
             sequence = getattr(candle, "sequence_num", None)

@@ -23,6 +23,7 @@ install, had a failure or error, ran no test, or pytest exited non-zero (5, no t
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import fnmatch
 import glob
 import hashlib
@@ -398,22 +399,30 @@ def run_pytest(python: Path, combination: Combination, result: Result) -> None:
         log(f"    last lines of {pytest_log.relative_to(ROOT)}:\n{tail}")
 
 
-def run_combination(combination: Combination, rebuild: bool) -> Result:
+def prepare(combination: Combination, rebuild: bool) -> tuple[Result, Path | None]:
+    """The combination's venv, made or reused, and the versions it holds (runs beside the previous test run)."""
     result = Result(combination)
-    log(f"== {combination.name}")
     try:
         python, result.reused, result.install_seconds = ensure_venv(combination, rebuild)
         result.redis_version, result.hiredis_version = installed_versions(python, combination)
-        log(
-            f"  redis-py {result.redis_version}, "
-            + (f"hiredis {result.hiredis_version}" if result.hiredis_version else "no hiredis")
-            + (" (venv reused)" if result.reused else f" (installed in {result.install_seconds:.0f} s)")
-        )
     except CompatError as error:
         result.problem = f"could not be installed: {error}"
+        return result, None
+    return result, python
+
+
+def run_combination(prepared: tuple[Result, Path | None]) -> Result:
+    result, python = prepared
+    log(f"== {result.combination.name}")
+    if python is None:
         log(result.summary())
         return result
-    run_pytest(python, combination, result)
+    log(
+        f"  redis-py {result.redis_version}, "
+        + (f"hiredis {result.hiredis_version}" if result.hiredis_version else "no hiredis")
+        + (" (venv reused)" if result.reused else f" (installed in {result.install_seconds:.0f} s)")
+    )
+    run_pytest(python, result.combination, result)
     log(result.summary())
     return result
 
@@ -504,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = args.rebuild or os.environ.get("COMPAT_REBUILD") == "1"
     COMPAT_DIR.mkdir(exist_ok=True)
     started = time.monotonic()
-    results = [run_combination(c, rebuild) for c in selected]
+    # The next combination's venv is installed while the current one's tests run (pip waits on disk and network).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as installer:
+        pending = [installer.submit(prepare, c, rebuild) for c in selected]
+        results = [run_combination(future.result()) for future in pending]
     text = report(results)
     log(text)
     (COMPAT_DIR / "report.txt").write_text(text + "\n\n== every failure\n" + full_failure_list(results))

@@ -128,7 +128,9 @@ class ServerProcess:
 
     def start(self, ready: bool = True) -> ServerProcess:
         """Starts the server; with ``ready``, waits for its PING, and kills it if it never answers."""
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # What the server prints before its logfile is open (a config error) goes to output.log.
+        with open(os.path.join(self.directory, "output.log"), "ab") as output:
+            self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT)
         if ready:
             try:
                 self.wait_ready()
@@ -182,9 +184,12 @@ class ServerProcess:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return Path(self.directory, "server.log").read_text(errors="replace")
-        return ""
+        """What the server printed before its logfile was open, then its logfile."""
+        text = []
+        for name in ("output.log", "server.log"):
+            with contextlib.suppress(OSError):
+                text.append(Path(self.directory, name).read_text(errors="replace"))
+        return "".join(text)
 
     def version(self) -> str:
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True).stdout

@@ -317,10 +317,10 @@ def test_a_foreign_value_is_replaced(spec: Spec, vc: Any, r: redis.Redis, foreig
 def test_a_key_of_another_type_is_an_error_and_unchanged(spec: Spec, vc: Any, r: redis.Redis) -> None:
     key = spec.key(SYMBOL)
     r.rpush(key, "a", "b")
-    with pytest.raises(ResponseError, match=r"^WRONGTYPE") as raised:
+    with pytest.raises(ResponseError, match=r"WRONGTYPE") as raised:
         spec.one(vc, spec.make(SYMBOL, T0, 2.5))
     assert not isinstance(raised.value, PartialWriteError)
-    with pytest.raises(ResponseError, match=r"^WRONGTYPE"):
+    with pytest.raises(ResponseError, match=r"WRONGTYPE"):
         spec.many(vc, [spec.make(SYMBOL, T0, 2.5)])
     assert r.type(key) == b"list"
     assert r.lrange(key, 0, -1) == [b"a", b"b"]
@@ -392,7 +392,7 @@ def test_a_batch_with_one_wrong_type_key_is_a_partial_write(spec: Spec, vc: Any,
     assert list(raised.value.errors) == [spec.key(names[2])]
     error = raised.value.errors[spec.key(names[2])]
     assert isinstance(error, ResponseError)
-    assert str(error).startswith("WRONGTYPE")
+    assert "WRONGTYPE" in str(error)  # Redis 6.2 wraps it: "Error running script ... WRONGTYPE ..."
     for v in batch:
         if v.symbol == names[2]:
             assert r.lrange(spec.key(v.symbol), 0, -1) == [b"x"]

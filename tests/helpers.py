@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
+from itertools import pairwise
 from typing import Any, cast
 
 import redis
@@ -15,12 +17,14 @@ import redis.cluster
 import redis.sentinel
 
 from livermore_cache import (
+    MAX_SEQUENCE_NUM,
     AsyncCandleCache,
     AsyncIndicatorCache,
     AsyncOrderbookCache,
     AsyncTickerCache,
     Candle,
     CandleCache,
+    Gap,
     IndicatorCache,
     OrderbookCache,
     TickerCache,
@@ -164,6 +168,52 @@ _ASYNC_TWINS: dict[type[Any], type[Any]] = {
     OrderbookCache: AsyncOrderbookCache,
     IndicatorCache: AsyncIndicatorCache,
 }
+
+
+def model_gaps(timestamps: Iterable[int], step: int, start: int, end: int) -> list[Gap]:
+    """The plain-Python model of ``find_gaps``: every boundary in [start, end], one by one; missing runs grouped."""
+    present = set(timestamps)
+    gaps: list[Gap] = []
+    run: list[int] = []
+    boundary = start + (-start) % step  # the first boundary at or after start
+    while boundary <= end:
+        if boundary in present:
+            if run:
+                gaps.append(Gap(run[0], run[-1], len(run)))
+            run = []
+        else:
+            run.append(boundary)
+        boundary += step
+    if run:
+        gaps.append(Gap(run[0], run[-1], len(run)))
+    return gaps
+
+
+def model_ready(timestamps: Iterable[int], step: int, count: int) -> bool:
+    """The plain-Python model of ``is_ready``: the newest ``count`` distinct timestamps, consecutive boundaries."""
+    newest = sorted(set(timestamps), reverse=True)[:count]
+    return (
+        len(newest) == count and all(t % step == 0 for t in newest) and all(a - b == step for a, b in pairwise(newest))
+    )
+
+
+UNDEFINED = object()
+"""JavaScript's ``undefined``, as a snapshot's ``{"$js": "undefined"}`` stands for it."""
+
+
+def js(value: Any) -> Any:
+    """A Node snapshot value as the JavaScript value it stands for (``{"$js": ...}`` resolved, undefined fields dropped)."""
+    if isinstance(value, dict):
+        if set(value) == {"$js"}:
+            return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}.get(
+                value["$js"], UNDEFINED
+            )
+        return {k: js(v) for k, v in value.items() if js(v) is not UNDEFINED}
+    if isinstance(value, list):
+        return [js(v) for v in value]
+    if type(value) is int and abs(value) > MAX_SEQUENCE_NUM:
+        return float(value)  # a JavaScript number is a double
+    return value
 
 
 def flush_cluster(cluster: Any) -> None:

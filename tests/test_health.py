@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 from livermore_cache.errors import ValidationError
 from livermore_cache.health import Gap, candle_open_time, find_gaps, is_ready, timeframe_ms
 from livermore_cache.models import MAX_SEQUENCE_NUM, Timeframe
+
+from .helpers import model_gaps, model_ready
 
 MINUTE = 60_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -100,32 +101,6 @@ def test_open_time_refuses_bad_timeframes() -> None:
 
 
 # ---- the model ----------------------------------------------------------------------------------------
-
-
-def model_gaps(timestamps: list[int], step: int, start: int, end: int) -> list[Gap]:
-    """Every boundary in [start, end], one by one; consecutive missing ones grouped."""
-    present = set(timestamps)
-    gaps: list[Gap] = []
-    run: list[int] = []
-    boundary = start if start % step == 0 else start + step - start % step
-    while boundary <= end:
-        if boundary in present:
-            if run:
-                gaps.append(Gap(run[0], run[-1], len(run)))
-            run = []
-        else:
-            run.append(boundary)
-        boundary += step
-    if run:
-        gaps.append(Gap(run[0], run[-1], len(run)))
-    return gaps
-
-
-def model_ready(timestamps: list[int], step: int, count: int) -> bool:
-    newest = sorted(set(timestamps), reverse=True)[:count]
-    if len(newest) < count:
-        return False
-    return all(t % step == 0 for t in newest) and all(a - b == step for a, b in pairwise(newest))
 
 
 @st.composite

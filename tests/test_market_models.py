@@ -45,6 +45,8 @@ from livermore_cache.market import (
     encode_ticker,
 )
 
+from .helpers import js
+
 SNAPSHOT = json.loads((Path(__file__).parent / "data" / "node-snapshots.json").read_text(encoding="utf-8"))
 CHECKS: list[dict[str, Any]] = SNAPSHOT["schema_checks"]
 CASES: list[dict[str, Any]] = SNAPSHOT["cases"]
@@ -59,25 +61,8 @@ NODE_ACCEPTS_WE_REFUSE = {
 }
 """The two rules JSON and doubles add to the schemas: finite numbers, ints at most 2**53 - 1."""
 
-UNDEFINED = object()
-
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def js(value: Any) -> Any:
-    """A snapshot value as the JavaScript value it stands for (``{"$js": ...}`` markers resolved)."""
-    if isinstance(value, dict):
-        if set(value) == {"$js"}:
-            return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}.get(
-                value["$js"], UNDEFINED
-            )
-        return {k: js(v) for k, v in value.items() if js(v) is not UNDEFINED}
-    if isinstance(value, list):
-        return [js(v) for v in value]
-    if type(value) is int and abs(value) > MAX_SAFE_INTEGER:
-        return float(value)  # a JavaScript number is a double
-    return value
 
 
 def python_fields(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ answers with a plain-Python model that walks every boundary one by one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from livermore_cache import Gap, ValidationError, candle_key
 from livermore_cache.codec import encode_candle
 from livermore_cache.models import Candle
 
-from .helpers import EXCHANGE, SYMBOL, USER, unified
+from .helpers import EXCHANGE, SYMBOL, USER, model_gaps, model_ready, unified
 
 MINUTE = 60_000
 STEPS = {"1m": MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "1h": 60 * MINUTE, "4h": 240 * MINUTE, "1d": 1440 * MINUTE}
@@ -34,34 +33,6 @@ HEALTH = settings(max_examples=60, deadline=None, suppress_health_check=[HealthC
 
 def model_timestamps(stamps: list[int], start: int, end: int) -> list[int]:
     return sorted({t for t in stamps if start <= t <= end})
-
-
-def model_gaps(stamps: list[int], step: int, start: int, end: int) -> list[Gap]:
-    present = set(stamps)
-    gaps: list[Gap] = []
-    run: list[int] = []
-    boundary = start + (-start) % step  # the first boundary at or after start
-    while boundary <= end:
-        if boundary in present:
-            if run:
-                gaps.append(Gap(run[0], run[-1], len(run)))
-            run = []
-        else:
-            run.append(boundary)
-        boundary += step
-    if run:
-        gaps.append(Gap(run[0], run[-1], len(run)))
-    return gaps
-
-
-def model_ready(stamps: list[int], step: int, count: int) -> bool:
-    newest = sorted(set(stamps), reverse=True)[:count]
-    return (
-        len(newest) == count and all(t % step == 0 for t in newest) and all(a - b == step for a, b in pairwise(newest))
-    )
-
-
-# ---- writing a series --------------------------------------------------------------------------------------------
 
 
 def key_of(timeframe: str) -> str:

@@ -18,7 +18,6 @@ Node stores its input's. The cases that differ are named below, exactly.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ from livermore_cache import (
     ticker_key,
 )
 from livermore_cache.market import (
-    MAX_SAFE_INTEGER,
     decode_indicator,
     decode_orderbook,
     decode_ticker,
@@ -51,11 +49,12 @@ from livermore_cache.market import (
     encode_ticker,
 )
 
+from .helpers import js
+
 SNAPSHOT = json.loads((Path(__file__).parent / "data" / "node-snapshots.json").read_text(encoding="utf-8"))
 CASES: list[dict[str, Any]] = SNAPSHOT["cases"]
 KIND = {"TickerCacheStrategy": "ticker", "OrderbookCacheStrategy": "orderbook", "IndicatorCacheStrategy": "indicator"}
 ATTRIBUTE = {"changePercent24h": "change_percent24h", "numOrders": "num_orders"}
-UNDEFINED = object()
 
 BUILT_BYTES_DIFFER = {
     "small numbers (JS writes 0.00001234 and 1e-7), -0, a 21-digit integer volume",  # 1.234e-5, -0.0, 1.2345678901234568e20
@@ -89,21 +88,6 @@ NODE_RETURNS_WE_REFUSE = {"getIndicator returns the nulls as stored"}
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------------
-
-
-def js(value: Any) -> Any:
-    """A snapshot value as the JavaScript value it stands for (``{"$js": ...}`` resolved, undefined fields dropped)."""
-    if isinstance(value, dict):
-        if set(value) == {"$js"}:
-            return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}.get(
-                value["$js"], UNDEFINED
-            )
-        return {k: js(v) for k, v in value.items() if js(v) is not UNDEFINED}
-    if isinstance(value, list):
-        return [js(v) for v in value]
-    if type(value) is int and abs(value) > MAX_SAFE_INTEGER:
-        return float(value)  # a JavaScript number is a double
-    return value
 
 
 def known(model: type[msgspec.Struct], doc: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from ._async.market import AsyncIndicatorCache, AsyncOrderbookCache, AsyncTickerCache
-from ._async.subscription import AsyncIndicatorSubscription, AsyncTickerSubscription
-from ._sync.market import IndicatorCache, OrderbookCache, TickerCache
-from ._sync.subscription import IndicatorSubscription, TickerSubscription
-from .aio import AsyncCandleCache
-from .cache import CandleCache
+from ._async.candles import AsyncCandleCache
+from ._async.subscriptions import AsyncCloseSubscription, AsyncIndicatorSubscription, AsyncTickerSubscription
+from ._async.values import AsyncIndicatorCache, AsyncOrderbookCache, AsyncTickerCache
+from ._sync.candles import CandleCache
+from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, TickerSubscription
+from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
+from .candles import Candle, UnifiedCandle
+from .engine import WriteStats
 from .errors import PartialWriteError, ValidationError
 from .events import CandleClose, IndicatorUpdate, Series, TickerUpdate
-from .health import Gap, candle_open_time, find_gaps, is_ready, timeframe_ms
+from .health import Gap, find_gaps, is_ready
 from .keys import (
     alert_channel,
     candle_channel,
@@ -26,12 +28,15 @@ from .keys import (
     ticker_channel_pattern,
     ticker_key,
 )
-from .market import IndicatorValue, Order, Orderbook, Ticker
-from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
-from .retry import WriteStats
-from .subscriptions import AsyncCloseSubscription, CloseSubscription
+from .limits import MAX_SAFE_INTEGER
+from .timeframes import Timeframe, candle_open_time, timeframe_ms
+from .values import IndicatorValue, Order, Orderbook, Ticker
+
+MAX_SEQUENCE_NUM = MAX_SAFE_INTEGER
+"""The largest sequence number a write accepts: ``MAX_SAFE_INTEGER`` under the name earlier releases exported."""
 
 __all__ = [
+    "MAX_SAFE_INTEGER",
     "MAX_SEQUENCE_NUM",
     "AsyncCandleCache",
     "AsyncCloseSubscription",

@@ -1,48 +1,37 @@
-"""What the sync and asyncio facades share: settings, the script registry, counters, write plans."""
+"""What every cache shares, candles and values, sync and asyncio: the client, its settings, scripts and counters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from . import core
-from .models import Candle
-from .retry import WriteStats
+from .engine import WriteStats, validate_settings
 from .scripts import Scripts
 
 __all__ = ["CacheBase"]
 
 
 class CacheBase:
-    """Settings checked once, a per-client script registry, counters, and the write plan."""
+    """Settings checked once, a per-client script registry, the write counters, and how rounds reach the client.
+
+    ``rounds`` is the facade's transport for this client (``transport.rounds_for``),
+    made before anything else so that a client of the wrong kind is refused first.
+    """
 
     def __init__(
-        self, client: Any, *, ttl_seconds: int | None, max_candles: int, retries: int, retry_timeout_s: float
+        self, client: Any, rounds: Any, *, ttl_seconds: int | None, retries: int, retry_timeout_s: float
     ) -> None:
-        core.validate_settings(ttl_seconds, max_candles, retries, retry_timeout_s)
+        validate_settings(ttl_seconds, retries, retry_timeout_s)
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self.max_candles = max_candles
         self.retries = retries
         self.retry_timeout_s = float(retry_timeout_s)
         self.stats = WriteStats()
+        """Counters of the write path: rounds, retried rounds, NOSCRIPT resends (see ``WriteStats``)."""
+        self._rounds = rounds
         self._scripts = Scripts(client)
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, max_candles={self.max_candles}, "
-            f"retries={self.retries}, retry_timeout_s={self.retry_timeout_s})"
-        )
+    def _settings_repr(self) -> str:
+        return f"ttl_seconds={self.ttl_seconds}, retries={self.retries}, retry_timeout_s={self.retry_timeout_s}"
 
-    def _plan(
-        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
-    ) -> core.WritePlan:
-        return core.plan_write(
-            user_id,
-            exchange_id,
-            candles,
-            versioned=versioned,
-            ttl_seconds=self.ttl_seconds,
-            max_candles=self.max_candles,
-            publish_close=publish_close,
-        )
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r}, {self._settings_repr()})"

@@ -14,12 +14,12 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
-from .codec import decode_candle
+from .candles import Candle, UnifiedCandle, decode_candle
 from .errors import ValidationError
 from .keys import candle_close_channel, candle_close_pattern, candle_key
-from .market import IndicatorValue, Ticker
-from .models import TIMEFRAME_VALUES, Candle, UnifiedCandle
-from .values import Kind
+from .plans.values import Kind
+from .timeframes import TIMEFRAME_VALUES
+from .values import IndicatorValue, Ticker
 
 __all__ = [
     "CandleClose",

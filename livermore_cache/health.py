@@ -1,10 +1,6 @@
 """The health of a candle series, from its candles' open times alone: pure functions, no I/O.
 
-A timeframe's boundaries are the multiples of its length in milliseconds since
-the Unix epoch, so every one of them lies on a UTC boundary: ``1d`` candles open
-at 00:00 UTC, ``4h`` at 00:00, 04:00, ... UTC (a UTC day is a whole number of
-every timeframe, and Unix time has no leap seconds).
-
+Boundaries are ``timeframes``': the multiples of a timeframe's length since the epoch.
 A candle "is there" for a boundary when one of the timestamps equals that
 boundary exactly. Timestamps may repeat (several members at one timestamp, left
 by a non-atomic writer: they count once) and come in any order. A timestamp that
@@ -17,27 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
 
 from .errors import ValidationError
-from .models import MAX_SEQUENCE_NUM, Timeframe, check_timeframe
+from .timeframes import candle_open_time, check_ms, timeframe_ms
 
 __all__ = ["Gap", "candle_open_time", "find_gaps", "is_ready", "timeframe_ms"]
-
-_MINUTE: Final = 60_000
-_HOUR: Final = 60 * _MINUTE
-_TIMEFRAME_MS: Final[dict[str, int]] = {
-    Timeframe.M1.value: _MINUTE,
-    Timeframe.M5.value: 5 * _MINUTE,
-    Timeframe.M15.value: 15 * _MINUTE,
-    Timeframe.M30.value: 30 * _MINUTE,
-    Timeframe.H1.value: _HOUR,
-    Timeframe.H2.value: 2 * _HOUR,
-    Timeframe.H4.value: 4 * _HOUR,
-    Timeframe.H6.value: 6 * _HOUR,
-    Timeframe.D1.value: 24 * _HOUR,
-}
-_MS_RULE: Final = f"must be an int (milliseconds since the epoch) from 0 to {MAX_SEQUENCE_NUM}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,32 +29,14 @@ class Gap:
     count: int
 
 
-def timeframe_ms(timeframe: str) -> int:
-    """The length of one candle of ``timeframe`` (``1m`` ... ``1d``) in milliseconds."""
-    check_timeframe("timeframe", timeframe)
-    return _TIMEFRAME_MS[str(timeframe)]
-
-
-def _ms(field: str, value: object) -> int:
-    if type(value) is not int or not 0 <= value <= MAX_SEQUENCE_NUM:
-        raise ValidationError(field, value, _MS_RULE)
-    return value
-
-
 def _timestamps(values: Iterable[int]) -> set[int]:
     """The distinct timestamps, each checked (``ValidationError`` naming ``timestamps[i]``)."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise ValidationError("timestamps", values, "must be an iterable of ints")
     seen: set[int] = set()
     for i, value in enumerate(values):
-        seen.add(_ms(f"timestamps[{i}]", value))
+        seen.add(check_ms(f"timestamps[{i}]", value))
     return seen
-
-
-def candle_open_time(ts_ms: int, timeframe: str) -> int:
-    """The open time of the ``timeframe`` candle that ``ts_ms`` falls in: ``ts_ms`` floored to a boundary."""
-    step = timeframe_ms(timeframe)
-    return _ms("ts_ms", ts_ms) // step * step
 
 
 def find_gaps(timestamps: Iterable[int], timeframe: str, start: int, end: int) -> list[Gap]:
@@ -85,7 +47,7 @@ def find_gaps(timestamps: Iterable[int], timeframe: str, start: int, end: int) -
     a range holding no boundary has no gaps. Timestamps outside the range are ignored.
     """
     step = timeframe_ms(timeframe)
-    first, last = _ms("start", start), _ms("end", end)
+    first, last = check_ms("start", start), check_ms("end", end)
     if last < first:
         raise ValidationError("end", end, f"must be >= start ({start})")
     present = sorted(t for t in _timestamps(timestamps) if t % step == 0 and first <= t <= last)

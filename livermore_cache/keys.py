@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Final
 
 from .errors import ValidationError
-from .models import check_timeframe
+from .limits import MAX_SAFE_INTEGER
+from .timeframes import check_timeframe
 
 __all__ = [
     "alert_channel",
@@ -40,13 +41,10 @@ _UNSAFE: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f]")
 _UNSAFE_PARAM: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f,=]")
 
 
-_MAX_SAFE_INT: Final = 2**53 - 1
-
-
 def _id(field: str, value: object) -> int:
     """An id as both services write it: a JavaScript number is exact only up to 2**53 - 1, so larger ids are refused."""
-    if type(value) is not int or not 0 <= value <= _MAX_SAFE_INT:
-        raise ValidationError(field, value, f"must be an int from 0 to {_MAX_SAFE_INT}")
+    if type(value) is not int or not 0 <= value <= MAX_SAFE_INTEGER:
+        raise ValidationError(field, value, f"must be an int from 0 to {MAX_SAFE_INTEGER}")
     return value
 
 
@@ -100,7 +98,7 @@ def js_string(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if abs(value) <= _MAX_SAFE_INT:
+        if abs(value) <= MAX_SAFE_INTEGER:
             return str(value)
         try:
             return _js_number(float(value))

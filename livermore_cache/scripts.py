@@ -1,4 +1,4 @@
-"""The Lua scripts: package files (``livermore_cache/lua/*.lua``) and a per-client registry.
+"""The Lua scripts: the files of the top-level ``lua/`` directory, and a per-client registry.
 
 Each script lives in its own ``.lua`` file whose header names its KEYS, ARGV and
 reply. A ``Scripts`` object is made per cache object, so a registered script is
@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 __all__ = ["Scripts", "script_source"]
 
 
+def _lua_dir() -> Traversable:
+    """Where the scripts are: ``livermore_cache/lua`` in an installed wheel (the build copies the
+    top-level ``lua/`` there), else the checkout's own ``lua/`` beside the package (an editable install)."""
+    packaged = files(__package__).joinpath("lua")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "lua"
+
+
 @cache
 def script_source(name: str) -> str:
-    """The text of ``livermore_cache/lua/<name>.lua``."""
-    return files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``lua/<name>.lua``."""
+    return _lua_dir().joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
 class Scripts:

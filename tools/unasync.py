@@ -1,86 +1,152 @@
-"""Generate the sync facade, transport and subscriber from their asyncio source (as httpcore does).
+"""Generate the sync facades, transport and subscribers from their asyncio source (as httpcore does).
 
     python tools/unasync.py          # write livermore_cache/_sync/<name>.py from livermore_cache/_async/<name>.py
     python tools/unasync.py --check  # exit 1 if a generated file is stale (run by ``make lint``)
 
-The generated files differ from their source only by the substitutions below,
-so the two facades cannot drift apart. ``_backend.py`` is the one module of each
-package written by hand: what truly differs (sleeping, fanning out to cluster
-nodes, node connections, the accepted client classes).
+Every file of ``_sync/`` is generated: what truly differs between the two (sleeping,
+fanning out to cluster nodes, node connections, the accepted client classes) lives
+outside it, in ``livermore_cache/_backends/``.
+
+The rewrite works on Python tokens, so it changes code and never prose: a
+docstring or comment is copied as written (write them so they hold for both
+facades). Identifiers, and strings that are exactly one identifier (``__all__``),
+are renamed by ``RENAMES``; the keywords ``async`` and
+``await`` are dropped; ``redis.asyncio`` becomes ``redis``. A rename that no
+source file used is an error, so the table cannot hold a stale entry.
 """
 
 from __future__ import annotations
 
 import difflib
+import io
 import re
 import subprocess
 import sys
+import tokenize
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "livermore_cache" / "_async"
 TARGET = ROOT / "livermore_cache" / "_sync"
-GENERATED = ("cache.py", "market.py", "subscription.py", "transport.py")
 
-SUBSTITUTIONS = [
-    (r"\basync def\b", "def"),
-    (r"\basync with\b", "with"),
-    (r"\basync for\b", "for"),
-    (r"\bawait (?=\S)", ""),
+RENAMES: list[tuple[str, str]] = [
+    # (identifier pattern, replacement): each must match a whole NAME token
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
     (r"__aiter__", "__iter__"),
     (r"__anext__", "__next__"),
-    (r"\bStopAsyncIteration\b", "StopIteration"),
-    (r"\baclose\b", "close"),
-    (r"\bAsyncCandleCache\b", "CandleCache"),
-    (r"\bAsync(\w*Subscription)\b", r"\1"),
-    (r"\bAsync(Ticker|Orderbook|Indicator)Cache\b", r"\1Cache"),
-    (r"\bAsyncValueCache\b", "ValueCache"),
-    (r"\bAsyncScript\b", "Script"),
-    (r"\bredis\.asyncio\.cluster\b", "redis.cluster"),
-    (r"\bredis\.asyncio\b", "redis"),
-    (r"\(asyncio source of the generated sync (\w+)\)", r"(the \1 generated from ``_async``)"),
-    (r"the asyncio facade", "the sync facade"),
-    (r"``async with``", "``with``"),
+    (r"StopAsyncIteration", "StopIteration"),
+    (r"aclose", "close"),
+    (r"AsyncScript", "Script"),
+    (r"aio", "sync"),  # livermore_cache._backends.aio -> .sync
+    (r"Async(\w+)", r"\1"),  # AsyncCandleCache -> CandleCache, AsyncCloseSubscription -> CloseSubscription, ...
 ]
-_COMPILED = [(re.compile(pattern), replacement) for pattern, replacement in SUBSTITUTIONS]
+_RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in RENAMES]
+_DROPPED_KEYWORDS = ("async", "await")
+_NAME_STRING = re.compile(r"([\"'])[A-Za-z_]\w*\1")
 
 
-def unasync(text: str, source_name: str) -> str:
-    lines = []
-    for line in text.splitlines(keepends=True):
-        for pattern, replacement in _COMPILED:
-            line = pattern.sub(replacement, line)
-        lines.append(line)
+class GeneratorError(Exception):
+    """The source cannot be turned into sync code by the table (a stale or missing rule)."""
+
+
+def unasync(text: str, source_name: str, used: Counter[str]) -> str:
+    """The sync module for ``text``; counts each rule used in ``used``."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in character offsets
+
+    def at(position: tuple[int, int]) -> int:
+        return offsets[position[0] - 1] + position[1]
+
+    for index, token in enumerate(tokens):
+        start, end = at(token.start), at(token.end)
+        if token.type == tokenize.STRING and _NAME_STRING.fullmatch(token.string):
+            # a string that is exactly one identifier is a name in code (``__all__``), not prose
+            quote, name = token.string[0], token.string[1:-1]
+            for pattern, replacement in _RENAMES:
+                if pattern.fullmatch(name):
+                    edits.append((start, end, quote + pattern.sub(replacement, name) + quote))
+                    used[pattern.pattern] += 1
+                    break
+            continue
+        if token.type != tokenize.NAME:
+            continue
+        if token.string in _DROPPED_KEYWORDS:
+            following = tokens[index + 1]
+            edits.append((start, at(following.start) if following.start[0] == token.end[0] else end, ""))
+            used[f"keyword {token.string}"] += 1
+            continue
+        if token.string == "asyncio" and index >= 2:
+            dot, before = tokens[index - 1], tokens[index - 2]
+            if dot.string == "." and before.string == "redis":
+                edits.append((at(dot.start), end, ""))  # redis.asyncio -> redis
+                used["redis.asyncio"] += 1
+                continue
+        for pattern, replacement in _RENAMES:
+            if pattern.fullmatch(token.string):
+                edits.append((start, end, pattern.sub(replacement, token.string)))
+                used[pattern.pattern] += 1
+                break
+    out = text
+    for start, end, replacement in sorted(edits, reverse=True):
+        out = out[:start] + replacement + out[end:]
     header = f"# Generated by tools/unasync.py from livermore_cache/_async/{source_name}: do not edit.\n"
-    return _formatted(header + "".join(lines), TARGET / source_name)
+    return _formatted(header + out, TARGET / source_name)
 
 
 def _formatted(text: str, path: Path) -> str:
-    """``text`` as ``ruff format`` leaves it: a substitution may shorten a line that was wrapped."""
+    """``text`` as ``ruff format`` leaves it: dropping ``await`` may shorten a line that was wrapped."""
     ruff = Path(sys.executable).with_name("ruff")
     command = [str(ruff) if ruff.exists() else "ruff", "format", "--stdin-filename", str(path), "-"]
     return subprocess.run(command, input=text, capture_output=True, text=True, check=True, cwd=ROOT).stdout
 
 
+def generate() -> dict[Path, str]:
+    """Every generated file and its text; raises ``GeneratorError`` if a rule of the table went unused."""
+    used: Counter[str] = Counter()
+    wanted = {
+        TARGET / source.name: unasync(source.read_text(encoding="utf-8"), source.name, used)
+        for source in sorted(SOURCE.glob("*.py"))
+    }
+    unused = [pattern for pattern, _ in RENAMES if not used[pattern]]
+    unused += [rule for rule in ("keyword async", "keyword await", "redis.asyncio") if not used[rule]]
+    if unused:
+        raise GeneratorError(f"substitutions never used (remove them from tools/unasync.py): {', '.join(unused)}")
+    return wanted
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
+    try:
+        wanted = generate()
+    except GeneratorError as error:
+        print(f"tools/unasync.py: {error}", file=sys.stderr)
+        return 2
     stale = []
-    for name in GENERATED:
-        wanted = unasync((SOURCE / name).read_text(encoding="utf-8"), name)
-        target = TARGET / name
+    extra = [path for path in TARGET.glob("*.py") if path not in wanted]
+    for target, text in wanted.items():
         current = target.read_text(encoding="utf-8") if target.exists() else ""
-        if current == wanted:
+        if current == text:
             continue
         if check:
-            stale.append(name)
+            stale.append(target.name)
             sys.stdout.writelines(
-                difflib.unified_diff(current.splitlines(True), wanted.splitlines(True), str(target), "generated", n=1)
+                difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(target), "generated", n=1)
             )
         else:
-            target.write_text(wanted, encoding="utf-8")
+            target.write_text(text, encoding="utf-8")
             print(f"wrote {target.relative_to(ROOT)}")
+    for path in extra:
+        if check:
+            stale.append(f"{path.name} (no source in _async)")
+        else:
+            path.unlink()
+            print(f"removed {path.relative_to(ROOT)}")
     if stale:
         print(f"stale generated files in livermore_cache/_sync: {', '.join(stale)}; run `make generate`")
         return 1

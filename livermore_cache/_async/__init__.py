@@ -1,1 +1,1 @@
-"""The asyncio facade, transport and subscriber: the source that ``tools/unasync.py`` turns into ``_sync``."""
+"""The caches, transport and subscribers: ``_async`` is the source, ``_sync`` is generated from it (``tools/unasync.py``)."""

@@ -1,4 +1,4 @@
-"""Sending rounds of script calls, and the write loop around them (asyncio source of the generated sync code).
+"""Sending rounds of script calls, and the write loop around them (sync and asyncio from one source).
 
 A round is one round trip per server: the pending script calls of a batch,
 pipelined on one connection (to each cluster node that owns some of their
@@ -23,11 +23,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, MovedError, RedisError, ResponseError, SlotNotCoveredError
 
 from livermore_cache import _compat
-from livermore_cache.core import Command
+from livermore_cache._backends import aio as backend
+from livermore_cache.engine import AMBIGUOUS_ERRORS, Command, NotSent, Plan, WriteRounds, WriteStats
 from livermore_cache.resp import pack_commands
-from livermore_cache.retry import AMBIGUOUS_ERRORS, NotSent, Plan, WriteRounds, WriteStats
-
-from . import _backend
 
 __all__ = ["ClusterRounds", "ServerRounds", "rounds_for", "write"]
 
@@ -74,10 +72,10 @@ class ServerRounds:
         self.client = client
 
     async def send(self, commands: Sequence[Command], after_failure: bool) -> list[Any]:
-        await _backend.ready(self.client)
+        await backend.ready(self.client)
         connection, lock = _compat.single_connection(self.client)
         if connection is not None:
-            async with _backend.holding(lock):
+            async with backend.holding(lock):
                 return await _exchange(connection, commands)
         pool = self.client.connection_pool
         if after_failure:
@@ -108,7 +106,7 @@ class ClusterRounds:
         self.client = client
 
     async def send(self, commands: Sequence[Command], after_failure: bool) -> list[Any]:
-        await _backend.ready(self.client)
+        await backend.ready(self.client)
         groups: dict[str, tuple[Any, list[int]]] = {}
         try:
             for index, command in enumerate(commands):  # KEYS[1] is the fourth item of EVALSHA/EVAL
@@ -117,7 +115,7 @@ class ClusterRounds:
         except SlotNotCoveredError as error:  # a slot map with a hole, mid-failover
             return [error] * len(commands)
         batches = [(node, [commands[i] for i in indexes]) for node, indexes in groups.values()]
-        replies = await _backend.each_node(self._send_node, batches)
+        replies = await backend.each_node(self._send_node, batches)
         outcomes: list[Any] = [None] * len(commands)
         for (_, indexes), node_replies in zip(groups.values(), replies, strict=True):
             for index, reply in zip(indexes, node_replies, strict=True):
@@ -127,7 +125,7 @@ class ClusterRounds:
     async def _send_node(self, node: Any, commands: list[Command]) -> list[Any]:
         """One node's share of the round; a node that cannot be reached yields its error for its calls only."""
         try:
-            connection = await _backend.node_connection(node)
+            connection = await backend.node_connection(node)
         except AMBIGUOUS_ERRORS as error:
             return [NotSent(error)] * len(commands)
         try:
@@ -135,7 +133,7 @@ class ClusterRounds:
         except (NotSent, *AMBIGUOUS_ERRORS) as error:
             return [error] * len(commands)
         finally:
-            await _backend.release_node_connection(node, connection)
+            await backend.release_node_connection(node, connection)
 
     async def _follow_ask(self, reply: Any, command: Command) -> Any:
         """ASK (not MOVED): the key is migrating; ask the target node once, with ASKING."""
@@ -154,12 +152,12 @@ class ClusterRounds:
 
 def rounds_for(owner: str, client: Any) -> ServerRounds | ClusterRounds:
     """How ``owner`` (a cache class's name) sends rounds to ``client``; any client but redis-py's is refused."""
-    if not isinstance(client, _backend.CLIENT_TYPES):
+    if not isinstance(client, backend.CLIENT_TYPES):
         raise TypeError(
-            f"{owner} needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client "
+            f"{owner} needs {backend.CLIENT_NAMES} client "
             f"(redis-py; valkey-py clients are not supported), got {type(client).__module__}.{type(client).__name__}"
         )
-    return ClusterRounds(client) if isinstance(client, _backend.CLUSTER_TYPES) else ServerRounds(client)
+    return ClusterRounds(client) if isinstance(client, backend.CLUSTER_TYPES) else ServerRounds(client)
 
 
 async def write(
@@ -191,5 +189,5 @@ async def write(
         if pause:
             after_failure = True
             await rounds.refresh()
-            await _backend.sleep(pause)
+            await backend.sleep(pause)
     return state.results()

@@ -1,4 +1,4 @@
-"""What the sync write path does differently from the asyncio one, beyond ``await`` (hand-written; see ``_async``)."""
+"""What the sync write path does differently from the asyncio one, beyond ``await`` (the sync backend)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from livermore_cache import _compat
 
 __all__ = [
+    "CLIENT_NAMES",
     "CLIENT_TYPES",
     "CLUSTER_TYPES",
     "check_pubsub",
@@ -30,6 +31,8 @@ T = TypeVar("T")
 SubscriptionT = TypeVar("SubscriptionT")
 
 CLIENT_TYPES = (redis.Redis, redis.cluster.RedisCluster)
+CLIENT_NAMES = "a redis.Redis or redis.cluster.RedisCluster"
+"""The accepted client classes, as an error message names them."""
 CLUSTER_TYPES = (redis.cluster.RedisCluster,)
 sleep = time.sleep
 

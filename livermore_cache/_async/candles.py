@@ -1,7 +1,7 @@
-"""``AsyncCandleCache``: the asyncio facade over ``redis.asyncio.Redis`` and ``redis.asyncio.cluster.RedisCluster``.
+"""The candle cache: candle series over a Redis or Redis Cluster client (sync or asyncio facade).
 
-A thin shell: arguments, validation and reply decoding come from ``core``, the
-retry decisions from ``retry``, the sending from ``transport``.
+A thin shell: arguments, validation and reply decoding come from ``plans.candles``,
+the retry decisions from ``engine``, the sending from ``transport``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import TypeVar, overload
 import redis.asyncio
 import redis.asyncio.cluster
 
-from livermore_cache import core
+from livermore_cache._backends import aio as backend
 from livermore_cache.base import CacheBase
+from livermore_cache.candles import Candle
 from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
-from livermore_cache.models import Candle
+from livermore_cache.plans import candles as candle_plans
 
-from . import _backend
-from .subscription import AsyncCloseSubscription
+from .subscriptions import AsyncCloseSubscription
 from .transport import rounds_for, write
 
 __all__ = ["AsyncCandleCache"]
@@ -48,10 +48,24 @@ class AsyncCandleCache(CacheBase):
         retry_timeout_s: float = 10.0,
     ) -> None:
         rounds = rounds_for(type(self).__name__, client)
-        super().__init__(
-            client, ttl_seconds=ttl_seconds, max_candles=max_candles, retries=retries, retry_timeout_s=retry_timeout_s
+        super().__init__(client, rounds, ttl_seconds=ttl_seconds, retries=retries, retry_timeout_s=retry_timeout_s)
+        self.max_candles = candle_plans.check_max_candles(max_candles)
+
+    def _settings_repr(self) -> str:
+        return f"{super()._settings_repr()}, max_candles={self.max_candles}"
+
+    def _plan(
+        self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
+    ) -> candle_plans.WritePlan:
+        return candle_plans.plan_write(
+            user_id,
+            exchange_id,
+            candles,
+            versioned=versioned,
+            ttl_seconds=self.ttl_seconds,
+            max_candles=self.max_candles,
+            publish_close=publish_close,
         )
-        self._rounds = rounds
 
     # writes
 
@@ -84,7 +98,7 @@ class AsyncCandleCache(CacheBase):
         """
         return await self._write(self._plan(user_id, exchange_id, candles, versioned=True, publish_close=publish_close))
 
-    async def _write(self, plan: core.WritePlan) -> list[bool]:
+    async def _write(self, plan: candle_plans.WritePlan) -> list[bool]:
         if not plan.calls:
             return plan.results([])
         return await write(
@@ -117,7 +131,7 @@ class AsyncCandleCache(CacheBase):
         model: type[CandleT] = Candle,  # type: ignore[assignment]
     ) -> list[CandleT]:
         """The newest ``count`` candles of the series, ascending by timestamp."""
-        return await self._run(core.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))
+        return await self._run(candle_plans.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))
 
     @overload
     async def get_candles_in_range(
@@ -139,7 +153,9 @@ class AsyncCandleCache(CacheBase):
         model: type[CandleT] = Candle,  # type: ignore[assignment]
     ) -> list[CandleT]:
         """Candles with ``start <= timestamp <= end`` (ms), ascending."""
-        return await self._run(core.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model))
+        return await self._run(
+            candle_plans.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model)
+        )
 
     @overload
     async def get_latest_candle(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Candle | None: ...
@@ -157,15 +173,15 @@ class AsyncCandleCache(CacheBase):
         model: type[CandleT] = Candle,  # type: ignore[assignment]
     ) -> CandleT | None:
         """The newest candle of the series, or None."""
-        return await self._run(core.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
+        return await self._run(candle_plans.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
 
     async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
         """How many members the series holds."""
-        return await self._run(core.candle_count_query(user_id, exchange_id, symbol, timeframe))
+        return await self._run(candle_plans.candle_count_query(user_id, exchange_id, symbol, timeframe))
 
     async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
         """Delete the series."""
-        await self._run(core.clear_candles_query(user_id, exchange_id, symbol, timeframe))
+        await self._run(candle_plans.clear_candles_query(user_id, exchange_id, symbol, timeframe))
 
     # series health
 
@@ -173,7 +189,7 @@ class AsyncCandleCache(CacheBase):
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
-        key, args, decode = core.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
+        key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
         return decode(await self._scripts.series_timestamps(keys=[key], args=args))
 
     async def find_gaps(
@@ -186,18 +202,18 @@ class AsyncCandleCache(CacheBase):
 
     async def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
-        key, args, decode = core.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
         return is_ready(decode(await self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
 
     # pub/sub
 
     async def publish_update(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_channel``; returns the number of receivers."""
-        return await self._run(core.publish_query(candle_channel, user_id, exchange_id, candle))
+        return await self._run(candle_plans.publish_query(candle_channel, user_id, exchange_id, candle))
 
     async def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
-        return await self._run(core.publish_query(candle_close_channel, user_id, exchange_id, candle))
+        return await self._run(candle_plans.publish_query(candle_close_channel, user_id, exchange_id, candle))
 
     def subscribe_closes(
         self,
@@ -211,11 +227,11 @@ class AsyncCandleCache(CacheBase):
         """``CandleClose`` events; a symbol or timeframe left out subscribes by pattern.
 
         The sync facade returns it subscribed; the asyncio one subscribes it on
-        ``start()``, on entering its ``async with`` block, or on the first read.
+        ``start()``, on entering its context block, or on the first read.
         """
-        _backend.check_pubsub(self.client)
+        backend.check_pubsub(self.client)
         subscription = AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
-        return _backend.subscribed(subscription)
+        return backend.subscribed(subscription)
 
-    async def _run(self, query: core.Query[ResultT]) -> ResultT:
+    async def _run(self, query: candle_plans.Query[ResultT]) -> ResultT:
         return query.decode(await self.client.execute_command(*query.command))

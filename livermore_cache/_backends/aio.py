@@ -1,7 +1,7 @@
-"""What the asyncio write path does differently from the sync one, beyond ``await`` (hand-written; see ``_sync``).
+"""What the asyncio write path does differently from the sync one, beyond ``await`` (the asyncio backend).
 
-The rest of this package is the source of the generated sync code; this module
-and its sync twin hold the few operations that are not the same code with
+``_async`` is the source of the generated ``_sync``; this module and its sync
+twin, outside both, hold the few operations that are not the same code with
 ``await`` removed: sleeping, fanning a round out to cluster nodes (all at once
 here, one after another there), a cluster node's connections, the lazy set-up
 of an asyncio client, and the client classes each facade accepts.
@@ -20,6 +20,7 @@ import redis.asyncio.cluster
 from livermore_cache import _compat
 
 __all__ = [
+    "CLIENT_NAMES",
     "CLIENT_TYPES",
     "CLUSTER_TYPES",
     "check_pubsub",
@@ -36,6 +37,8 @@ T = TypeVar("T")
 SubscriptionT = TypeVar("SubscriptionT")
 
 CLIENT_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+CLIENT_NAMES = "a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
+"""The accepted client classes, as an error message names them."""
 CLUSTER_TYPES = (redis.asyncio.cluster.RedisCluster,)
 sleep = asyncio.sleep
 

@@ -1,33 +1,31 @@
-"""The sans-I/O core of the candle cache: what the facades send and how they read the replies.
+"""The candle planner: what the candle caches send and how they read the replies, free of I/O.
 
-Nothing here touches a socket. Settings checks, validation, grouping a batch by
-key, building the script's ARGV, mapping script replies back to input order and
-the read queries are plain functions; the retry decisions are ``retry``'s, the
-member encoding and decoding ``codec``'s.
+Validation, grouping a batch by key, building the script's ARGV, mapping script
+replies back to input order and the read queries are plain functions; the
+command type, settings checks and retry decisions are ``engine``'s, the member
+encoding and decoding ``candles``'.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
-from .codec import decode_members, encode_candle
-from .errors import ValidationError
-from .keys import candle_close_channel, candle_key, check_ids
-from .models import MAX_SEQUENCE_NUM, Candle
+from livermore_cache.candles import Candle, decode_members, encode_candle
+from livermore_cache.engine import Command
+from livermore_cache.errors import ValidationError
+from livermore_cache.keys import candle_close_channel, candle_key, check_ids
+from livermore_cache.limits import MAX_CANDLES, MAX_SAFE_INTEGER
 
 __all__ = [
-    "MAX_CANDLES",
-    "MAX_TTL_SECONDS",
-    "Command",
     "Query",
     "ScriptCall",
     "WritePlan",
     "as_plain_candle",
     "candle_count_query",
     "candles_in_range_query",
+    "check_max_candles",
     "checked_candle",
     "clear_candles_query",
     "latest_candle_query",
@@ -36,42 +34,21 @@ __all__ = [
     "publish_query",
     "recent_candles_query",
     "timestamps_in_range_query",
-    "validate_settings",
 ]
 
 CandleT = TypeVar("CandleT", bound=Candle)
 ResultT = TypeVar("ResultT")
-Command = tuple[Any, ...]
-"""One Redis command: its name and arguments (bytes, str or int)."""
-
 _CANDLE_FIELDS: Final = Candle.__struct_fields__
 UNCONDITIONAL_MODE: Final = b"0"
 VERSIONED_MODE: Final = b"1"
 RETRY_MODE: Final = b"2"
-MAX_TTL_SECONDS: Final = 10**12
-"""The longest TTL a cache accepts: EXPIRE takes it, and it stays exact wherever it is a number (Lua, JavaScript)."""
-MAX_CANDLES: Final = 2**32 - 1
-"""The most candles a series may keep: what a sorted set can hold."""
 
 
-def validate_settings(
-    ttl_seconds: int | None, max_candles: int, retries: int = 0, retry_timeout_s: float = 1.0
-) -> None:
-    """Check a cache's settings once, when it is made: no accepted setting can make a write fail."""
-    if type(retries) is not int or retries < 0:
-        raise ValidationError("retries", retries, "must be an int >= 0")
-    if ttl_seconds is not None and (type(ttl_seconds) is not int or not 0 < ttl_seconds <= MAX_TTL_SECONDS):
-        raise ValidationError(
-            "ttl_seconds", ttl_seconds, f"must be an int from 1 to {MAX_TTL_SECONDS}, or None for no expiry"
-        )
+def check_max_candles(max_candles: object) -> int:
+    """A candle cache's ``max_candles``, checked once when the cache is made."""
     if type(max_candles) is not int or not 0 < max_candles <= MAX_CANDLES:
         raise ValidationError("max_candles", max_candles, f"must be an int from 1 to {MAX_CANDLES}")
-    if (
-        isinstance(retry_timeout_s, bool)
-        or not isinstance(retry_timeout_s, int | float)
-        or not 0 < retry_timeout_s < math.inf
-    ):
-        raise ValidationError("retry_timeout_s", retry_timeout_s, "must be a finite number of seconds > 0")
+    return max_candles
 
 
 def checked_candle(candle: object, where: str = "candle") -> Candle:
@@ -304,7 +281,7 @@ def clear_candles_query(user_id: int, exchange_id: int, symbol: str, timeframe: 
 def _timestamps(reply: Sequence[bytes | str]) -> list[int]:
     """The scores that are open times: a non-integral or out-of-range score (a foreign writer's) marks none."""
     scores = (float(score) for score in reply)
-    return [int(score) for score in scores if score.is_integer() and 0 <= score <= MAX_SEQUENCE_NUM]
+    return [int(score) for score in scores if score.is_integer() and 0 <= score <= MAX_SAFE_INTEGER]
 
 
 def timestamps_in_range_query(

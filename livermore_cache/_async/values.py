@@ -1,4 +1,4 @@
-"""``AsyncTickerCache``, ``AsyncOrderbookCache``, ``AsyncIndicatorCache``: the rest of ``@livermore/cache``.
+"""The ticker, orderbook and indicator caches: the rest of ``@livermore/cache`` (sync or asyncio facade).
 
 The Node strategies write with plain ``SETEX`` / ``SET ... EX``, so an update
 that arrives late overwrites a newer one. The ``*_if_newer`` methods write
@@ -11,16 +11,15 @@ as the Node service's, for callers that want its behaviour.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
 
+from livermore_cache._backends import aio as backend
+from livermore_cache.base import CacheBase
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
-from livermore_cache.market import IndicatorParam, IndicatorValue, Orderbook, Ticker
-from livermore_cache.retry import WriteStats
-from livermore_cache.scripts import Scripts
-from livermore_cache.values import (
+from livermore_cache.plans.values import (
     INDICATORS,
     ORDERBOOKS,
     TICKERS,
@@ -30,9 +29,9 @@ from livermore_cache.values import (
     plan_values,
     validate_ttl,
 )
+from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
-from . import _backend
-from .subscription import AsyncIndicatorSubscription, AsyncTickerSubscription
+from .subscriptions import AsyncIndicatorSubscription, AsyncTickerSubscription
 from .transport import rounds_for, write
 
 __all__ = ["AsyncIndicatorCache", "AsyncOrderbookCache", "AsyncTickerCache"]
@@ -41,7 +40,7 @@ ValueT = TypeVar("ValueT")
 DEFAULT_INDICATOR_TYPE = "macd-v"
 
 
-class AsyncValueCache(Generic[ValueT]):
+class AsyncValueCache(CacheBase, Generic[ValueT]):
     """What the three value caches share: settings, scripts, the newer-wins write, reads and pub/sub."""
 
     kind: Kind[ValueT]
@@ -54,21 +53,13 @@ class AsyncValueCache(Generic[ValueT]):
         retries: int = 20,
         retry_timeout_s: float = 10.0,
     ) -> None:
-        self._rounds = rounds_for(type(self).__name__, client)
-        self.client: Any = client
-        self.ttl_seconds = validate_ttl(
-            self.kind.default_ttl if ttl_seconds is None else ttl_seconds, retries, retry_timeout_s
-        )
-        self.retries = retries
-        self.retry_timeout_s = float(retry_timeout_s)
-        self.stats = WriteStats()
+        rounds = rounds_for(type(self).__name__, client)
+        ttl = validate_ttl(self.kind.default_ttl if ttl_seconds is None else ttl_seconds, retries, retry_timeout_s)
+        super().__init__(client, rounds, ttl_seconds=ttl, retries=retries, retry_timeout_s=retry_timeout_s)
+        self.ttl_seconds: int = ttl
         self.invalid_values = 0
         """Stored values that a bulk read skipped because they were not valid (as the Node service skips them)."""
-        self._scripts = Scripts(client)
         self._cluster = self._rounds.cluster
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.client!r}, ttl_seconds={self.ttl_seconds}, retries={self.retries})"
 
     async def _set(self, user_id: int, exchange_id: int, values: Sequence[ValueT]) -> None:
         """Unconditional ``SET key json EX ttl``, as the Node setters (``SETEX`` is the same write)."""
@@ -165,10 +156,8 @@ class AsyncTickerCache(AsyncValueCache[Ticker]):
         self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
     ) -> AsyncTickerSubscription:
         """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
-        _backend.check_pubsub(self.client)
-        return _backend.subscribed(
-            AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill)
-        )
+        backend.check_pubsub(self.client)
+        return backend.subscribed(AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
 
 
 class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
@@ -313,8 +302,8 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         backfill: bool = True,
     ) -> AsyncIndicatorSubscription:
         """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE)."""
-        _backend.check_pubsub(self.client)
+        backend.check_pubsub(self.client)
         subscription = AsyncIndicatorSubscription(
             self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
         )
-        return _backend.subscribed(subscription)
+        return backend.subscribed(subscription)

@@ -1,4 +1,4 @@
-"""Typed subscribers: candle closes, ticker and indicator updates (asyncio source of the generated sync subscriber).
+"""Typed subscribers: candle closes, ticker and indicator updates (sync and asyncio from one source).
 
 Redis pub/sub delivers at most once: a message published while a subscriber is
 disconnected is lost. redis-py reconnects and resubscribes by itself; these
@@ -20,6 +20,7 @@ import redis.asyncio.cluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from livermore_cache._backends import aio as backend
 from livermore_cache.events import (
     CandleClose,
     IndicatorUpdate,
@@ -29,9 +30,7 @@ from livermore_cache.events import (
     close_subscription_state,
 )
 from livermore_cache.keys import indicator_channel_pattern, ticker_channel_pattern
-from livermore_cache.values import INDICATORS, TICKERS
-
-from . import _backend
+from livermore_cache.plans.values import INDICATORS, TICKERS
 
 __all__ = ["AsyncCloseSubscription", "AsyncIndicatorSubscription", "AsyncSubscription", "AsyncTickerSubscription"]
 
@@ -95,7 +94,7 @@ class AsyncSubscription(Generic[EventT]):
         """Subscribe (once) and wait for the server's confirmation."""
         if self._pubsub is not None:
             return self
-        await _backend.ready(self._client)
+        await backend.ready(self._client)
         self._pubsub = self._client.pubsub()
         subscribe = self._pubsub.psubscribe if self.state.is_pattern else self._pubsub.subscribe
         await subscribe(self.state.pattern)
@@ -150,7 +149,7 @@ class AsyncSubscription(Generic[EventT]):
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 if attempt == RECONNECT_ATTEMPTS - 1:
                     raise
-                await _backend.sleep(RECONNECT_DELAY_S)
+                await backend.sleep(RECONNECT_DELAY_S)
 
     async def _backfill(self) -> None:
         if not self.state.backfill:

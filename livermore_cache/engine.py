@@ -1,4 +1,6 @@
-"""The write loop's decisions, free of I/O: what each outcome means, what to send next, when to give up.
+"""The write engine every cache shares, free of I/O: commands, settings, and the write loop's decisions.
+
+The write loop's decisions: what each outcome means, what to send next, when to give up.
 
 redis-py retries a command that met a timeout or a dropped connection on its
 own, silently. For the versioned write that would be wrong: the first attempt
@@ -26,6 +28,7 @@ error itself when every series failed, ``PartialWriteError`` when some did.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -44,18 +47,40 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .core import Command
-from .errors import PartialWriteError
+from .errors import PartialWriteError, ValidationError
+from .limits import MAX_TTL_SECONDS
 
 __all__ = [
     "AMBIGUOUS_ERRORS",
+    "Command",
     "NotSent",
     "Outcome",
     "WriteRounds",
     "WriteStats",
     "backoff_s",
     "classify",
+    "validate_settings",
 ]
+
+Command = tuple[Any, ...]
+"""One Redis command: its name and arguments (bytes, str or int)."""
+
+
+def validate_settings(ttl_seconds: int | None, retries: int, retry_timeout_s: float) -> None:
+    """Check the settings every cache has, once, when it is made: no accepted setting can make a write fail."""
+    if type(retries) is not int or retries < 0:
+        raise ValidationError("retries", retries, "must be an int >= 0")
+    if ttl_seconds is not None and (type(ttl_seconds) is not int or not 0 < ttl_seconds <= MAX_TTL_SECONDS):
+        raise ValidationError(
+            "ttl_seconds", ttl_seconds, f"must be an int from 1 to {MAX_TTL_SECONDS}, or None for no expiry"
+        )
+    if (
+        isinstance(retry_timeout_s, bool)
+        or not isinstance(retry_timeout_s, int | float)
+        or not 0 < retry_timeout_s < math.inf
+    ):
+        raise ValidationError("retry_timeout_s", retry_timeout_s, "must be a finite number of seconds > 0")
+
 
 AMBIGUOUS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 """Failures after which a call may or may not have been applied."""
@@ -152,7 +177,7 @@ class ScriptCallLike(Protocol):
 
 
 class Plan(Protocol):
-    """A batch of script calls (``core.WritePlan`` for candles, ``values.ValuePlan`` for values) and its results."""
+    """A batch of script calls (``plans.candles.WritePlan`` for candles, ``plans.values.ValuePlan`` for values) and its results."""
 
     items: str
     """What the batch holds, for messages: "candles", "tickers", ..."""

@@ -1,0 +1,19 @@
+"""The bounds every value the library writes stays within, each under one name."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MAX_CANDLES", "MAX_SAFE_INTEGER", "MAX_TTL_SECONDS"]
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""JavaScript's ``Number.MAX_SAFE_INTEGER``: every int up to it is exact as a double (JavaScript, Lua, JSON).
+
+Ids, timestamps, sequence numbers and integer prices are refused beyond it.
+"""
+
+MAX_TTL_SECONDS: Final = 10**12
+"""The longest TTL a cache accepts: EXPIRE takes it, and it stays exact wherever it is a number (Lua, JavaScript)."""
+
+MAX_CANDLES: Final = 2**32 - 1
+"""The most candles a series may keep: what a sorted set can hold."""

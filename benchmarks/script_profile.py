@@ -19,8 +19,8 @@ from typing import Any
 import redis
 
 from livermore_cache import UnifiedCandle, candle_key
-from livermore_cache.codec import encode_candle
-from livermore_cache.core import plan_write
+from livermore_cache.candles import encode_candle
+from livermore_cache.plans.candles import plan_write
 from livermore_cache.scripts import script_source
 from tests.servers import find_server
 
@@ -110,7 +110,7 @@ def client_steps(samples: int) -> list[tuple[str, float, str]]:
     from redis.connection import Connection
 
     from livermore_cache.resp import pack_commands
-    from livermore_cache.retry import WriteRounds, WriteStats
+    from livermore_cache.engine import WriteRounds, WriteStats
 
     (candle,) = candles(0, 1)
 

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from msgspec import UNSET
 
 from livermore_cache.errors import ValidationError
-from livermore_cache.market import (
-    MAX_SAFE_INTEGER,
+from livermore_cache.limits import MAX_SAFE_INTEGER
+from livermore_cache.values import (
     IndicatorValue,
     Order,
     Orderbook,

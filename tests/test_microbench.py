@@ -15,7 +15,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from livermore_cache import UnifiedCandle
-from livermore_cache.models import TIMEFRAME_VALUES
+from livermore_cache.timeframes import TIMEFRAME_VALUES
 
 from .helpers import MINUTE, T0
 

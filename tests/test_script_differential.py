@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from livermore_cache import Candle, UnifiedCandle
-from livermore_cache.core import RETRY_MODE, VERSIONED_MODE, plan_write
+from livermore_cache.plans.candles import RETRY_MODE, VERSIONED_MODE, plan_write
 from livermore_cache.scripts import script_source
 
 from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER

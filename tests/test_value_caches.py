@@ -35,7 +35,7 @@ from livermore_cache import (
     ticker_channel,
     ticker_key,
 )
-from livermore_cache.market import encode_indicator, encode_orderbook, encode_ticker
+from livermore_cache.values import encode_indicator, encode_orderbook, encode_ticker
 
 from .helpers import AsyncAsSync
 

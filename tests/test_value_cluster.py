@@ -34,7 +34,7 @@ from livermore_cache import (
     ticker_key,
 )
 from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
-from livermore_cache.market import encode_ticker
+from livermore_cache.values import encode_ticker
 from tests.servers import ClusterProcess
 
 from .helpers import AsyncAsSync, Facade, flush_cluster

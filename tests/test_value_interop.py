@@ -40,7 +40,7 @@ from livermore_cache import (
     ticker_channel,
     ticker_key,
 )
-from livermore_cache.market import (
+from livermore_cache.values import (
     decode_indicator,
     decode_orderbook,
     decode_ticker,

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from livermore_cache import Ticker, TickerCache, ticker_channel, ticker_key
-from livermore_cache.market import decode_ticker, encode_ticker
+from livermore_cache.values import decode_ticker, encode_ticker
 
 WRITERS = 8
 STAMPS = 400

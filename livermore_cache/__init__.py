@@ -29,6 +29,7 @@ from .keys import (
 from .market import IndicatorValue, Order, Orderbook, Ticker
 from .models import MAX_SEQUENCE_NUM, Candle, Timeframe, UnifiedCandle
 from .retry import WriteStats
+from .rollups import aggregate_candles
 from .subscriptions import AsyncCloseSubscription, CloseSubscription
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "UnifiedCandle",
     "ValidationError",
     "WriteStats",
+    "aggregate_candles",
     "alert_channel",
     "candle_channel",
     "candle_close_channel",

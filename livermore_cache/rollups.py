@@ -160,8 +160,8 @@ def validate_rollups(mapping: Mapping[str, Iterable[str]]) -> tuple[Rollup, ...]
         raise ValidationError("rollups", mapping, "must be a mapping of source timeframe to target timeframes")
     source_of: dict[str, str] = {}
     for raw_source, raw_targets in mapping.items():
-        field = f"rollups[{raw_source!r}]"
         source = _timeframe(f"rollups key {raw_source!r}", raw_source)
+        field = f"rollups[{source!r}]"
         if isinstance(raw_targets, str | bytes) or not isinstance(raw_targets, Iterable):
             raise ValidationError(field, raw_targets, "must be an iterable of target timeframes (a list, not a string)")
         for i, raw_target in enumerate(raw_targets):

@@ -214,6 +214,8 @@ def test_the_issue_mapping() -> None:
     )
     assert validate_rollups({Timeframe.H1: (Timeframe.D1,), "1m": []}) == (Rollup("1h", "1d", 24),)
     assert type(validate_rollups({Timeframe.H1: [Timeframe.D1]})[0].source) is str
+    with pytest.raises(ValidationError, match=r"^rollups\['5m'\] must be larger"):
+        validate_rollups({Timeframe.M5: [Timeframe.M1]})  # the field names the value, not the enum member
     assert validate_rollups({}) == ()
 
 

@@ -109,8 +109,8 @@ def client_steps(samples: int) -> list[tuple[str, float, str]]:
 
     from redis.connection import Connection
 
-    from livermore_cache.resp import pack_commands
     from livermore_cache.engine import WriteRounds, WriteStats
+    from livermore_cache.resp import pack_commands
 
     (candle,) = candles(0, 1)
 

@@ -29,6 +29,7 @@ from .keys import (
     ticker_key,
 )
 from .limits import MAX_SAFE_INTEGER
+from .rollups import aggregate_candles
 from .timeframes import Timeframe, candle_open_time, timeframe_ms
 from .values import IndicatorValue, Order, Orderbook, Ticker
 
@@ -67,6 +68,7 @@ __all__ = [
     "UnifiedCandle",
     "ValidationError",
     "WriteStats",
+    "aggregate_candles",
     "alert_channel",
     "candle_channel",
     "candle_close_channel",

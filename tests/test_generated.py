@@ -19,7 +19,8 @@ ASYNC = ROOT / "livermore_cache" / "_async"
 
 def _unasync(root: Path = ROOT) -> ModuleType:
     spec = importlib.util.spec_from_file_location("unasync_under_test", root / "tools" / "unasync.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

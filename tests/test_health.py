@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from livermore_cache.errors import ValidationError
 from livermore_cache.health import Gap, find_gaps, is_ready
-from livermore_cache.timeframes import candle_open_time, timeframe_ms
 from livermore_cache.limits import MAX_SAFE_INTEGER as MAX_SEQUENCE_NUM
-from livermore_cache.timeframes import Timeframe
+from livermore_cache.timeframes import Timeframe, candle_open_time, timeframe_ms
 
 from .helpers import model_gaps, model_ready
 

@@ -35,8 +35,8 @@ from livermore_cache import (
     candle_close_pattern,
     candle_key,
 )
-from livermore_cache.limits import MAX_CANDLES, MAX_TTL_SECONDS
 from livermore_cache.engine import backoff_s
+from livermore_cache.limits import MAX_CANDLES, MAX_TTL_SECONDS
 from tests.servers import ClusterProcess, ServerProcess, free_port, local_server_binary, pip_server_binary
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, flush_cluster, unified, zmembers, zscored

@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livermore_cache import PartialWriteError
-from livermore_cache.plans.candles import WritePlan, plan_write
 from livermore_cache.engine import Outcome, WriteRounds, WriteStats, backoff_s, classify
+from livermore_cache.plans.candles import WritePlan, plan_write
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified
 

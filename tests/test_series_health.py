@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from livermore_cache import Gap, ValidationError, candle_key
-from livermore_cache.candles import encode_candle
-from livermore_cache.candles import Candle
+from livermore_cache.candles import Candle, encode_candle
 
 from .helpers import EXCHANGE, SYMBOL, USER, model_gaps, model_ready, unified
 

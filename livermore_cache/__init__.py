@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ._async.candles import AsyncCandleCache
 from ._async.subscriptions import AsyncCloseSubscription, AsyncIndicatorSubscription, AsyncTickerSubscription
 from ._async.values import AsyncIndicatorCache, AsyncOrderbookCache, AsyncTickerCache
@@ -10,7 +12,7 @@ from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, Ticke
 from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
 from .candles import Candle, UnifiedCandle
 from .engine import WriteStats
-from .errors import PartialWriteError, ValidationError
+from .errors import CacheClosedError, PartialWriteError, ValidationError
 from .events import CandleClose, IndicatorUpdate, Series, TickerUpdate
 from .health import Gap, find_gaps, is_ready
 from .keys import (
@@ -46,6 +48,7 @@ __all__ = [
     "AsyncOrderbookCache",
     "AsyncTickerCache",
     "AsyncTickerSubscription",
+    "CacheClosedError",
     "Candle",
     "CandleCache",
     "CandleClose",
@@ -87,5 +90,7 @@ __all__ = [
     "ticker_key",
     "timeframe_ms",
 ]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"

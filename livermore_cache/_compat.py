@@ -31,6 +31,15 @@ API                               releases and differences
                                   ``ClusterNode._free`` takes it back.
 ``RedisCluster.pubsub``           asyncio 8.0+ only (sync 5.0+).
 ``Connection.register_connect_callback`` 5.0+, sync and asyncio.
+``Redis.aclose``/``close``        asyncio ``aclose`` 5.0.1+ (``close`` before);
+                                  sync ``close``. A ``from_url`` client owns its
+                                  pool (``auto_close_connection_pool``); the pool
+                                  is disconnected here too, whatever the release.
+``RedisCluster.get_nodes``        5.0+: each node's pool is disconnected on close
+                                  (sync ``RedisCluster.close`` leaves it to GC).
+``ConnectionPool.connection_kwargs`` 5.0+: ``host``/``port`` (or ``path``) of
+                                  the server, for span attributes.
+``NodesManager.startup_nodes``    5.0+, sync and asyncio.
 ================================  =============================================
 """
 
@@ -46,11 +55,14 @@ from redis.retry import Retry
 __all__ = [
     "ASYNC_CLUSTER_PUBSUB",
     "REDIS_PY_VERSION",
+    "aclose_client",
     "async_release_node_connection",
+    "close_client",
     "connect_once",
     "connection_from_pool",
     "is_connected",
     "private_connection",
+    "server_address",
     "single_connection",
 ]
 
@@ -147,3 +159,41 @@ def private_connection(pool: Any) -> Any:
     connection = pool.connection_class(**pool.connection_kwargs)
     connection.retry = _NO_RETRY
     return connection
+
+
+def server_address(client: Any) -> tuple[str | None, int | None]:
+    """(host, port) the client was made for: a cluster's first startup node, a socket's path; (None, None) if unknown."""
+    try:
+        manager = getattr(client, "nodes_manager", None)
+        if manager is not None:
+            node = next(iter(manager.startup_nodes.values()))
+            return str(node.host), int(node.port)
+        kwargs = client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return str(kwargs["path"]), None
+        host, port = kwargs.get("host"), kwargs.get("port")
+        return (None if host is None else str(host)), (None if port is None else int(port))
+    except (AttributeError, StopIteration, TypeError, ValueError):
+        return None, None
+
+
+def close_client(client: Any) -> None:
+    """Close a sync client and disconnect every pool it holds (each node's, for a cluster)."""
+    nodes = client.get_nodes() if hasattr(client, "get_nodes") else []
+    client.close()
+    for node in nodes:
+        connection = getattr(node, "redis_connection", None)
+        if connection is not None:
+            connection.connection_pool.disconnect()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+
+
+async def aclose_client(client: Any) -> None:
+    """Close an asyncio client and disconnect every pool it holds: ``aclose`` (5.0.1+) or ``close``."""
+    close = getattr(client, "aclose", None) or client.close
+    await close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        await pool.disconnect()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, TypeVar
 
+from . import _compat, telemetry
 from .engine import WriteStats, validate_settings
+from .errors import CacheClosedError
 from .scripts import Scripts
 
 __all__ = ["CacheBase"]
 
+SubscriptionT = TypeVar("SubscriptionT")
+
 
 class CacheBase:
-    """Settings checked once, a per-client script registry, the write counters, and how rounds reach the client.
+    """Settings checked once, a per-client script registry, the write counters, and the cache's lifecycle state.
 
     ``rounds`` is the facade's transport for this client (``transport.rounds_for``),
     made before anything else so that a client of the wrong kind is refused first.
+    A cache closes what it created (a ``from_url`` client, its subscriptions) and
+    never a client it was given.
     """
 
     def __init__(
@@ -29,9 +36,28 @@ class CacheBase:
         """Counters of the write path: rounds, retried rounds, NOSCRIPT resends (see ``WriteStats``)."""
         self._rounds = rounds
         self._scripts = Scripts(client)
+        self._owns_client = False
+        self._closed = False
+        self._subscriptions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._address = _compat.server_address(client) if telemetry.ENABLED else (None, None)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()``/``aclose()`` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CacheClosedError(f"this {type(self).__name__} is closed: make a new one to go on")
+
+    def _adopt(self, subscription: SubscriptionT) -> SubscriptionT:
+        """Remember a subscription this cache made, to close it with the cache."""
+        self._subscriptions.add(subscription)
+        return subscription
 
     def _settings_repr(self) -> str:
         return f"ttl_seconds={self.ttl_seconds}, retries={self.retries}, retry_timeout_s={self.retry_timeout_s}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.client!r}, {self._settings_repr()})"
+        state = ", closed" if self._closed else ""
+        return f"{type(self).__name__}({self.client!r}, {self._settings_repr()}{state})"

@@ -28,6 +28,7 @@ error itself when every series failed, ``PartialWriteError`` when some did.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ __all__ = [
     "classify",
     "validate_settings",
 ]
+
+_log = logging.getLogger(__name__)
 
 Command = tuple[Any, ...]
 """One Redis command: its name and arguments (bytes, str or int)."""
@@ -170,6 +173,11 @@ _READONLY_NOTE: Final = (
 )
 
 
+def _shown_keys(keys: list[str]) -> str:
+    shown = ", ".join(keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
 class ScriptCallLike(Protocol):
     key: str
 
@@ -181,6 +189,10 @@ class Plan(Protocol):
 
     items: str
     """What the batch holds, for messages: "candles", "tickers", ..."""
+
+    @property
+    def size(self) -> int:
+        """How many candles or values came in."""
 
     @property
     def calls(self) -> Sequence[ScriptCallLike]: ...
@@ -203,8 +215,11 @@ class WriteRounds:
         deadline: float,
         cluster: bool = False,
         stats: WriteStats | None = None,
+        started: float | None = None,
     ) -> None:
         self.plan = plan
+        self.started = started
+        """When the write began (``time.monotonic()``), for the elapsed time in log records."""
         self.sha, self.source = sha, source
         self.retries, self.deadline, self.cluster = retries, deadline, cluster
         self.stats = stats if stats is not None else WriteStats()
@@ -214,6 +229,8 @@ class WriteRounds:
         self.by_sha = True
         self.retry_mode = False
         self.failed_rounds = 0
+        self.retried = 0
+        """Rounds of this write sent again after a failure (``WriteStats.retried_rounds`` sums them per cache)."""
         self.gave_up = ""
         """Why no further round was sent, when the budget or the deadline ended the write."""
 
@@ -260,6 +277,7 @@ class WriteRounds:
         if noscript and self.by_sha:
             self.stats.noscript_calls += noscript
             self.by_sha = False
+            _log.debug("NOSCRIPT: the server lost its script cache; %d script calls sent again by EVAL", noscript)
         self.pending = pending
         if trouble is None:
             return 0.0
@@ -270,11 +288,33 @@ class WriteRounds:
             self.gave_up = f"gave up after {self.retries} retries (retries={self.retries})"
         elif now + pause >= self.deadline:
             self.gave_up = f"gave up after {self.failed_rounds - 1} retries: the retry_timeout_s deadline has passed"
+        elapsed = now - self.started if self.started is not None else 0.0
         if self.gave_up:
             self.errors.update(latest)
             self.pending = []
+            _log.warning(
+                "write %s: %d keys not written (%s), %.3f s after it began; last failure %s: %s",
+                self.gave_up,
+                len(latest),
+                _shown_keys([self.plan.calls[i].key for i in latest]),
+                elapsed,
+                type(trouble).__name__,
+                trouble,
+            )
             return 0.0
         self.stats.retried_rounds += 1
+        self.retried += 1
+        _log.warning(
+            "write round failed (%s: %s) for %d keys (%s); attempt %d of %d in %.0f ms, %.3f s after the write began",
+            type(trouble).__name__,
+            trouble,
+            len(pending),
+            _shown_keys([self.plan.calls[i].key for i in pending]),
+            self.failed_rounds + 1,
+            self.retries + 1,
+            pause * 1000,
+            elapsed,
+        )
         return pause
 
     def results(self) -> list[bool]:

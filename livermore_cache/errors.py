@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 
-__all__ = ["PartialWriteError", "ValidationError"]
+__all__ = ["CacheClosedError", "PartialWriteError", "ValidationError"]
 
 
 class ValidationError(ValueError):
@@ -22,6 +22,10 @@ class ValidationError(ValueError):
     def at(self, prefix: str) -> ValidationError:
         """The same error, with ``prefix`` (such as ``candles[3]``) before the field name."""
         return ValidationError(f"{prefix}.{self.field}", self.value, self.rule)
+
+
+class CacheClosedError(RuntimeError):
+    """A cache or subscription was used after ``close()``/``aclose()``: nothing was sent and nothing was opened."""
 
 
 class PartialWriteError(RedisError):

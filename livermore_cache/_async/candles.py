@@ -12,13 +12,14 @@ from typing import TypeVar, overload
 import redis.asyncio
 import redis.asyncio.cluster
 
+from livermore_cache import telemetry
 from livermore_cache._backends import aio as backend
-from livermore_cache.base import CacheBase
 from livermore_cache.candles import Candle
 from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
 
+from .lifecycle import AsyncLifecycle
 from .subscriptions import AsyncCloseSubscription
 from .transport import rounds_for, write
 
@@ -28,7 +29,7 @@ CandleT = TypeVar("CandleT", bound=Candle)
 ResultT = TypeVar("ResultT")
 
 
-class AsyncCandleCache(CacheBase):
+class AsyncCandleCache(AsyncLifecycle):
     """Candle series in Redis sorted sets, written atomically by one Lua script per key.
 
     ``ttl_seconds`` is set on a series after every write (None: never expire);
@@ -69,14 +70,17 @@ class AsyncCandleCache(CacheBase):
 
     # writes
 
+    @backend.operation
     async def add_candle(self, user_id: int, exchange_id: int, candle: Candle) -> None:
         """Store the candle, replacing whatever its series holds at its timestamp (the Node service's ``addCandle``)."""
         await self.add_candles(user_id, exchange_id, [candle])
 
+    @backend.operation
     async def add_candles(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> None:
         """Store every candle unconditionally, atomically per series, in one round trip."""
         await self._write(self._plan(user_id, exchange_id, candles, versioned=False))
 
+    @backend.operation
     async def add_candle_if_newer(
         self, user_id: int, exchange_id: int, candle: Candle, *, publish_close: bool = False
     ) -> bool:
@@ -87,6 +91,7 @@ class AsyncCandleCache(CacheBase):
         """
         return (await self.add_candles_if_newer(user_id, exchange_id, [candle], publish_close=publish_close))[0]
 
+    @backend.operation
     async def add_candles_if_newer(
         self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, publish_close: bool = False
     ) -> list[bool]:
@@ -120,6 +125,7 @@ class AsyncCandleCache(CacheBase):
     async def get_recent_candles(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
     ) -> list[CandleT]: ...
+    @backend.operation
     async def get_recent_candles(
         self,
         user_id: int,
@@ -141,6 +147,7 @@ class AsyncCandleCache(CacheBase):
     async def get_candles_in_range(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
     ) -> list[CandleT]: ...
+    @backend.operation
     async def get_candles_in_range(
         self,
         user_id: int,
@@ -163,6 +170,7 @@ class AsyncCandleCache(CacheBase):
     async def get_latest_candle(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
     ) -> CandleT | None: ...
+    @backend.operation
     async def get_latest_candle(
         self,
         user_id: int,
@@ -175,23 +183,28 @@ class AsyncCandleCache(CacheBase):
         """The newest candle of the series, or None."""
         return await self._run(candle_plans.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
 
+    @backend.operation
     async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
         """How many members the series holds."""
         return await self._run(candle_plans.candle_count_query(user_id, exchange_id, symbol, timeframe))
 
+    @backend.operation
     async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
         """Delete the series."""
         await self._run(candle_plans.clear_candles_query(user_id, exchange_id, symbol, timeframe))
 
     # series health
 
+    @backend.operation
     async def get_candle_timestamps(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
+        telemetry.note("EVALSHA")
         return decode(await self._scripts.series_timestamps(keys=[key], args=args))
 
+    @backend.operation
     async def find_gaps(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
     ) -> list[Gap]:
@@ -200,21 +213,26 @@ class AsyncCandleCache(CacheBase):
             await self.get_candle_timestamps(user_id, exchange_id, symbol, timeframe, start, end), timeframe, start, end
         )
 
+    @backend.operation
     async def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        telemetry.note("EVALSHA")
         return is_ready(decode(await self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
 
     # pub/sub
 
+    @backend.operation
     async def publish_update(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_channel``; returns the number of receivers."""
         return await self._run(candle_plans.publish_query(candle_channel, user_id, exchange_id, candle))
 
+    @backend.operation
     async def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
         return await self._run(candle_plans.publish_query(candle_close_channel, user_id, exchange_id, candle))
 
+    @backend.operation
     def subscribe_closes(
         self,
         user_id: int,
@@ -231,7 +249,8 @@ class AsyncCandleCache(CacheBase):
         """
         backend.check_pubsub(self.client)
         subscription = AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
-        return backend.subscribed(subscription)
+        return backend.subscribed(self._adopt(subscription))
 
     async def _run(self, query: candle_plans.Query[ResultT]) -> ResultT:
+        telemetry.note(query.command[0])
         return query.decode(await self.client.execute_command(*query.command))

@@ -11,6 +11,7 @@ current value of each ticker or indicator key seen. See the README section
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from typing import Any, Generic, Protocol, Self, TypeVar, cast
@@ -21,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livermore_cache._backends import aio as backend
+from livermore_cache.errors import CacheClosedError
 from livermore_cache.events import (
     CandleClose,
     IndicatorUpdate,
@@ -34,6 +36,10 @@ from livermore_cache.plans.values import INDICATORS, TICKERS
 
 __all__ = ["AsyncCloseSubscription", "AsyncIndicatorSubscription", "AsyncSubscription", "AsyncTickerSubscription"]
 
+_log = logging.getLogger(__name__)
+
+MALFORMED_LOG_INTERVAL_S = 10.0
+"""At most one WARNING per subscription per this many seconds about skipped (malformed) messages."""
 RECONNECT_ATTEMPTS = 40
 RECONNECT_DELAY_S = 0.25
 SUBSCRIBE_TIMEOUT_S = 10.0
@@ -80,6 +86,8 @@ class AsyncSubscription(Generic[EventT]):
         self._pubsub: Any = None
         self._reconnected = False
         self._closed = False
+        self._malformed_logged = 0
+        self._malformed_logged_at = -MALFORMED_LOG_INTERVAL_S
 
     @property
     def malformed(self) -> int:
@@ -92,6 +100,7 @@ class AsyncSubscription(Generic[EventT]):
 
     async def start(self) -> Self:
         """Subscribe (once) and wait for the server's confirmation."""
+        self._check_open()
         if self._pubsub is not None:
             return self
         await backend.ready(self._client)
@@ -108,12 +117,20 @@ class AsyncSubscription(Generic[EventT]):
         self._pubsub.connection.register_connect_callback(self._on_reconnect)
         return self
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CacheClosedError(f"this {type(self).__name__} of {self.state.pattern} is closed")
+
     def _on_reconnect(self, connection: Any) -> None:
         self.state.reconnects += 1
         self._reconnected = True
+        _log.warning(
+            "subscriber of %s reconnected and resubscribed (reconnect %d)", self.state.pattern, self.reconnects
+        )
 
     async def get(self, timeout: float | None = None) -> EventT | None:
         """The next event, or None if none arrives within ``timeout`` seconds (None: wait for ever)."""
+        self._check_open()
         await self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
@@ -129,12 +146,31 @@ class AsyncSubscription(Generic[EventT]):
             event = self.state.on_message(message)
             if event is not None:
                 self._pending.append(event)
+            elif self.state.malformed > self._malformed_logged:
+                self._log_malformed()
         return None
+
+    def _log_malformed(self) -> None:
+        """A WARNING about skipped messages, at most once per ``MALFORMED_LOG_INTERVAL_S`` (their payloads are not logged)."""
+        now = time.monotonic()
+        if now - self._malformed_logged_at < MALFORMED_LOG_INTERVAL_S:
+            return
+        _log.warning(
+            "subscriber of %s skipped %d malformed messages (%d in all)",
+            self.state.pattern,
+            self.state.malformed - self._malformed_logged,
+            self.state.malformed,
+        )
+        self._malformed_logged = self.state.malformed
+        self._malformed_logged_at = now
 
     async def _read(self, timeout: float) -> dict[str, Any] | None:
         try:
             return cast(dict[str, Any] | None, await self._pubsub.get_message(timeout=timeout))
-        except (RedisConnectionError, RedisTimeoutError):
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            _log.warning(
+                "subscriber of %s lost its connection (%s: %s)", self.state.pattern, type(error).__name__, error
+            )
             await self._reconnect()
             return None
 
@@ -146,17 +182,36 @@ class AsyncSubscription(Generic[EventT]):
                 await connection.disconnect()
                 await connection.connect()  # runs on_connect: resubscribe, then our _on_reconnect
                 return
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 if attempt == RECONNECT_ATTEMPTS - 1:
+                    _log.warning(
+                        "subscriber of %s gave up reconnecting after %d attempts", self.state.pattern, attempt + 1
+                    )
                     raise
+                _log.warning(
+                    "subscriber of %s: reconnect attempt %d of %d failed (%s: %s)",
+                    self.state.pattern,
+                    attempt + 1,
+                    RECONNECT_ATTEMPTS,
+                    type(error).__name__,
+                    error,
+                )
                 await backend.sleep(RECONNECT_DELAY_S)
 
     async def _backfill(self) -> None:
         if not self.state.backfill:
             return
-        for target, command in self.state.backfill_reads():
+        reads = self.state.backfill_reads()
+        before = len(self._pending)
+        for target, command in reads:
             reply = await self._client.execute_command(*command)
             self._pending.extend(self.state.on_backfill(target, reply))
+        _log.info(
+            "subscriber of %s backfilled %d events from %d reads after a reconnect",
+            self.state.pattern,
+            len(self._pending) - before,
+            len(reads),
+        )
 
     def __aiter__(self) -> Self:
         return self

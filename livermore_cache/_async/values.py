@@ -16,8 +16,8 @@ from typing import Generic, TypeVar
 import redis.asyncio
 import redis.asyncio.cluster
 
+from livermore_cache import telemetry
 from livermore_cache._backends import aio as backend
-from livermore_cache.base import CacheBase
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
 from livermore_cache.plans.values import (
     INDICATORS,
@@ -31,6 +31,7 @@ from livermore_cache.plans.values import (
 )
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
+from .lifecycle import AsyncLifecycle
 from .subscriptions import AsyncIndicatorSubscription, AsyncTickerSubscription
 from .transport import rounds_for, write
 
@@ -40,7 +41,7 @@ ValueT = TypeVar("ValueT")
 DEFAULT_INDICATOR_TYPE = "macd-v"
 
 
-class AsyncValueCache(CacheBase, Generic[ValueT]):
+class AsyncValueCache(AsyncLifecycle, Generic[ValueT]):
     """What the three value caches share: settings, scripts, the newer-wins write, reads and pub/sub."""
 
     kind: Kind[ValueT]
@@ -64,6 +65,7 @@ class AsyncValueCache(CacheBase, Generic[ValueT]):
     async def _set(self, user_id: int, exchange_id: int, values: Sequence[ValueT]) -> None:
         """Unconditional ``SET key json EX ttl``, as the Node setters (``SETEX`` is the same write)."""
         plan = plan_values(self.kind, user_id, exchange_id, values, ttl_seconds=self.ttl_seconds, publish=False)
+        telemetry.note("SET", len(plan.calls))
         if len(plan.calls) == 1:
             call = plan.calls[0]
             await self.client.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
@@ -89,11 +91,13 @@ class AsyncValueCache(CacheBase, Generic[ValueT]):
         )
 
     async def _get(self, key: str) -> ValueT | None:
+        telemetry.note("GET")
         return decode_stored(self.kind, await self.client.execute_command("GET", key), key)
 
     async def _get_many(self, names: Sequence[str], keys: Sequence[str]) -> dict[str, ValueT]:
         if not keys:
             return {}
+        telemetry.note("MGET")
         stored = await (self.client.mget_nonatomic(list(keys)) if self._cluster else self.client.mget(list(keys)))
         found, invalid = decode_many(self.kind, names, stored)
         self.invalid_values += invalid
@@ -103,12 +107,15 @@ class AsyncValueCache(CacheBase, Generic[ValueT]):
         check_ids(user_id, exchange_id)
         value = self.kind.check(value)
         channel = self.kind.channel(user_id, exchange_id, value)
+        telemetry.note("PUBLISH")
         return int(await self.client.execute_command("PUBLISH", channel, self.kind.encode(value)))
 
     async def _delete(self, key: str) -> None:
+        telemetry.note("DEL")
         await self.client.execute_command("DEL", key)
 
     async def _has(self, key: str) -> bool:
+        telemetry.note("EXISTS")
         return int(await self.client.execute_command("EXISTS", key)) > 0
 
 
@@ -117,47 +124,58 @@ class AsyncTickerCache(AsyncValueCache[Ticker]):
 
     kind = TICKERS
 
+    @backend.operation
     async def set_ticker(self, user_id: int, exchange_id: int, ticker: Ticker) -> None:
         """Store the ticker unconditionally (the Node service's ``setTicker``: ``SETEX``)."""
         await self._set(user_id, exchange_id, [ticker])
 
+    @backend.operation
     async def set_ticker_if_newer(
         self, user_id: int, exchange_id: int, ticker: Ticker, *, publish: bool = False
     ) -> bool:
         """Store the ticker unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (await self._set_if_newer(user_id, exchange_id, [ticker], publish))[0]
 
+    @backend.operation
     async def set_tickers_if_newer(
         self, user_id: int, exchange_id: int, tickers: Iterable[Ticker], *, publish: bool = False
     ) -> list[bool]:
         """``set_ticker_if_newer`` for many symbols in one round trip; per ticker, in input order, whether stored."""
         return await self._set_if_newer(user_id, exchange_id, tickers, publish)
 
+    @backend.operation
     async def get_ticker(self, user_id: int, exchange_id: int, symbol: str) -> Ticker | None:
         """The stored ticker, or None; an invalid stored value raises ``ValidationError`` (as Node's throws)."""
         return await self._get(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     async def get_tickers(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Ticker]:
         """symbol -> ticker for the symbols that hold a valid one; invalid ones are skipped and counted."""
         names = list(symbols)
         return await self._get_many(names, [ticker_key(user_id, exchange_id, s) for s in names])
 
+    @backend.operation
     async def publish_update(self, user_id: int, exchange_id: int, ticker: Ticker) -> int:
         """PUBLISH the ticker on its ``ticker_channel``; returns the number of receivers."""
         return await self._publish(user_id, exchange_id, ticker)
 
+    @backend.operation
     async def delete_ticker(self, user_id: int, exchange_id: int, symbol: str) -> None:
         await self._delete(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     async def has_ticker(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return await self._has(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def subscribe_tickers(
         self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
     ) -> AsyncTickerSubscription:
         """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
         backend.check_pubsub(self.client)
-        return backend.subscribed(AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        return backend.subscribed(
+            self._adopt(AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        )
 
 
 class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
@@ -165,38 +183,46 @@ class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
 
     kind = ORDERBOOKS
 
+    @backend.operation
     async def set_orderbook(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> None:
         """Store the orderbook unconditionally (the Node service's ``setOrderbook``: ``SETEX``)."""
         await self._set(user_id, exchange_id, [orderbook])
 
+    @backend.operation
     async def set_orderbook_if_newer(
         self, user_id: int, exchange_id: int, orderbook: Orderbook, *, publish: bool = False
     ) -> bool:
         """Store the orderbook unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (await self._set_if_newer(user_id, exchange_id, [orderbook], publish))[0]
 
+    @backend.operation
     async def set_orderbooks_if_newer(
         self, user_id: int, exchange_id: int, orderbooks: Iterable[Orderbook], *, publish: bool = False
     ) -> list[bool]:
         """``set_orderbook_if_newer`` for many symbols in one round trip; per orderbook, whether stored."""
         return await self._set_if_newer(user_id, exchange_id, orderbooks, publish)
 
+    @backend.operation
     async def get_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> Orderbook | None:
         """The stored orderbook, or None; an invalid stored value raises ``ValidationError``."""
         return await self._get(orderbook_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     async def get_orderbooks(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Orderbook]:
         """symbol -> orderbook for the symbols that hold a valid one; invalid ones are skipped and counted."""
         names = list(symbols)
         return await self._get_many(names, [orderbook_key(user_id, exchange_id, s) for s in names])
 
+    @backend.operation
     async def publish_update(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> int:
         """PUBLISH the orderbook on its ``orderbook_channel``; returns the number of receivers."""
         return await self._publish(user_id, exchange_id, orderbook)
 
+    @backend.operation
     async def delete_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> None:
         await self._delete(orderbook_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     async def has_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return await self._has(orderbook_key(user_id, exchange_id, symbol))
 
@@ -214,28 +240,33 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
 
     kind = INDICATORS
 
+    @backend.operation
     async def set_indicator(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> None:
         """Store the value unconditionally (the Node service's ``setIndicator``: ``SET ... EX``)."""
         await self._set(user_id, exchange_id, [indicator])
 
+    @backend.operation
     async def set_indicators(self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue]) -> None:
         """Store every value unconditionally, pipelined (the Node service's ``setIndicators``)."""
         values = list(indicators)
         if values:
             await self._set(user_id, exchange_id, values)
 
+    @backend.operation
     async def set_indicator_if_newer(
         self, user_id: int, exchange_id: int, indicator: IndicatorValue, *, publish: bool = False
     ) -> bool:
         """Store the value unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (await self._set_if_newer(user_id, exchange_id, [indicator], publish))[0]
 
+    @backend.operation
     async def set_indicators_if_newer(
         self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue], *, publish: bool = False
     ) -> list[bool]:
         """``set_indicator_if_newer`` for many values in one round trip; per value, whether stored."""
         return await self._set_if_newer(user_id, exchange_id, indicators, publish)
 
+    @backend.operation
     async def get_indicator(
         self,
         user_id: int,
@@ -248,6 +279,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         """The stored value, or None (the key holds params when given; see the class docstring)."""
         return await self._get(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     async def get_indicators_bulk(
         self, user_id: int, exchange_id: int, requests: Iterable[tuple[str, str] | tuple[str, str, str]]
     ) -> dict[str, IndicatorValue]:
@@ -265,10 +297,12 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
             keys.append(indicator_key(user_id, exchange_id, symbol, timeframe, kind))
         return await self._get_many(names, keys)
 
+    @backend.operation
     async def publish_update(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> int:
         """PUBLISH the value on its ``indicator_channel``; returns the number of receivers."""
         return await self._publish(user_id, exchange_id, indicator)
 
+    @backend.operation
     async def delete_indicator(
         self,
         user_id: int,
@@ -280,6 +314,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
     ) -> None:
         await self._delete(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     async def has_indicator(
         self,
         user_id: int,
@@ -291,6 +326,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
     ) -> bool:
         return await self._has(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     def subscribe_indicators(
         self,
         user_id: int,
@@ -306,4 +342,4 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         subscription = AsyncIndicatorSubscription(
             self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
         )
-        return backend.subscribed(subscription)
+        return backend.subscribed(self._adopt(subscription))

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
 
-from livermore_cache import _compat
+from livermore_cache import _compat, telemetry
+from livermore_cache._backends import sync as sync_backend
 
 __all__ = [
     "CLIENT_NAMES",
     "CLIENT_TYPES",
     "CLUSTER_TYPES",
     "check_pubsub",
+    "client_from_url",
+    "close_client",
+    "discard_client",
     "each_node",
     "holding",
     "node_connection",
+    "operation",
     "ready",
     "release_node_connection",
     "sleep",
@@ -34,6 +41,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 SubscriptionT = TypeVar("SubscriptionT")
 
 CLIENT_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
@@ -84,3 +92,35 @@ def subscribed(subscription: SubscriptionT) -> SubscriptionT:
     It subscribes on ``start()``, on entering its ``async with`` block, or on the first read.
     """
     return subscription
+
+
+def operation(method: F) -> F:
+    """Decorate a public cache method: refuse a closed cache, and make the call's span and metrics (``telemetry``)."""
+    if not inspect.iscoroutinefunction(method):
+        return sync_backend.operation(method)
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check_open()
+        op = telemetry.start(name, self._address) if telemetry.ENABLED else None
+        if op is None:
+            return await method(self, *args, **kwargs)
+        with op:
+            return await method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def client_from_url(url: str, *, cluster: bool) -> Any:
+    """A client for ``url`` (``redis.asyncio.Redis.from_url`` or its cluster twin); connects lazily."""
+    return (redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis).from_url(url)
+
+
+async def close_client(client: Any) -> None:
+    """Close a client the cache made, and every connection of its pools."""
+    await _compat.aclose_client(client)
+
+
+def discard_client(client: Any) -> None:
+    """Nothing to close: an asyncio client opens no connection until it is first used."""

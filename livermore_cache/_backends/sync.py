@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -11,16 +12,20 @@ import redis
 import redis.cluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from livermore_cache import _compat
+from livermore_cache import _compat, telemetry
 
 __all__ = [
     "CLIENT_NAMES",
     "CLIENT_TYPES",
     "CLUSTER_TYPES",
     "check_pubsub",
+    "client_from_url",
+    "close_client",
+    "discard_client",
     "each_node",
     "holding",
     "node_connection",
+    "operation",
     "ready",
     "release_node_connection",
     "sleep",
@@ -28,6 +33,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 SubscriptionT = TypeVar("SubscriptionT")
 
 CLIENT_TYPES = (redis.Redis, redis.cluster.RedisCluster)
@@ -68,3 +74,34 @@ def check_pubsub(client: Any) -> None:
 def subscribed(subscription: SubscriptionT) -> SubscriptionT:
     """What ``subscribe_closes`` returns: subscribed already, so that no event published after the call is missed."""
     return subscription.start()  # type: ignore[attr-defined, no-any-return]
+
+
+def operation(method: F) -> F:
+    """Decorate a public cache method: refuse a closed cache, and make the call's span and metrics (``telemetry``)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check_open()
+        op = telemetry.start(name, self._address) if telemetry.ENABLED else None
+        if op is None:
+            return method(self, *args, **kwargs)
+        with op:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def client_from_url(url: str, *, cluster: bool) -> Any:
+    """A client for ``url`` (``redis.Redis.from_url`` or ``redis.cluster.RedisCluster.from_url``); connects lazily."""
+    return (redis.cluster.RedisCluster if cluster else redis.Redis).from_url(url)
+
+
+def close_client(client: Any) -> None:
+    """Close a client the cache made, and every connection of its pools."""
+    _compat.close_client(client)
+
+
+def discard_client(client: Any) -> None:
+    """Close a client that ``from_url`` made for a cache that was then refused."""
+    _compat.close_client(client)

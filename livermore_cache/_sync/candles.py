@@ -13,13 +13,14 @@ from typing import TypeVar, overload
 import redis
 import redis.cluster
 
+from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
-from livermore_cache.base import CacheBase
 from livermore_cache.candles import Candle
 from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
 
+from .lifecycle import Lifecycle
 from .subscriptions import CloseSubscription
 from .transport import rounds_for, write
 
@@ -29,7 +30,7 @@ CandleT = TypeVar("CandleT", bound=Candle)
 ResultT = TypeVar("ResultT")
 
 
-class CandleCache(CacheBase):
+class CandleCache(Lifecycle):
     """Candle series in Redis sorted sets, written atomically by one Lua script per key.
 
     ``ttl_seconds`` is set on a series after every write (None: never expire);
@@ -70,14 +71,17 @@ class CandleCache(CacheBase):
 
     # writes
 
+    @backend.operation
     def add_candle(self, user_id: int, exchange_id: int, candle: Candle) -> None:
         """Store the candle, replacing whatever its series holds at its timestamp (the Node service's ``addCandle``)."""
         self.add_candles(user_id, exchange_id, [candle])
 
+    @backend.operation
     def add_candles(self, user_id: int, exchange_id: int, candles: Iterable[Candle]) -> None:
         """Store every candle unconditionally, atomically per series, in one round trip."""
         self._write(self._plan(user_id, exchange_id, candles, versioned=False))
 
+    @backend.operation
     def add_candle_if_newer(
         self, user_id: int, exchange_id: int, candle: Candle, *, publish_close: bool = False
     ) -> bool:
@@ -88,6 +92,7 @@ class CandleCache(CacheBase):
         """
         return (self.add_candles_if_newer(user_id, exchange_id, [candle], publish_close=publish_close))[0]
 
+    @backend.operation
     def add_candles_if_newer(
         self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, publish_close: bool = False
     ) -> list[bool]:
@@ -121,6 +126,7 @@ class CandleCache(CacheBase):
     def get_recent_candles(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
     ) -> list[CandleT]: ...
+    @backend.operation
     def get_recent_candles(
         self,
         user_id: int,
@@ -142,6 +148,7 @@ class CandleCache(CacheBase):
     def get_candles_in_range(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
     ) -> list[CandleT]: ...
+    @backend.operation
     def get_candles_in_range(
         self,
         user_id: int,
@@ -164,6 +171,7 @@ class CandleCache(CacheBase):
     def get_latest_candle(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
     ) -> CandleT | None: ...
+    @backend.operation
     def get_latest_candle(
         self,
         user_id: int,
@@ -176,44 +184,54 @@ class CandleCache(CacheBase):
         """The newest candle of the series, or None."""
         return self._run(candle_plans.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
 
+    @backend.operation
     def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
         """How many members the series holds."""
         return self._run(candle_plans.candle_count_query(user_id, exchange_id, symbol, timeframe))
 
+    @backend.operation
     def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
         """Delete the series."""
         self._run(candle_plans.clear_candles_query(user_id, exchange_id, symbol, timeframe))
 
     # series health
 
+    @backend.operation
     def get_candle_timestamps(
         self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
+        telemetry.note("EVALSHA")
         return decode(self._scripts.series_timestamps(keys=[key], args=args))
 
+    @backend.operation
     def find_gaps(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int) -> list[Gap]:
         """The runs of missing candles over the timeframe's boundaries in [start, end] (see ``health.find_gaps``)."""
         return find_gaps(
             self.get_candle_timestamps(user_id, exchange_id, symbol, timeframe, start, end), timeframe, start, end
         )
 
+    @backend.operation
     def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        telemetry.note("EVALSHA")
         return is_ready(decode(self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
 
     # pub/sub
 
+    @backend.operation
     def publish_update(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_channel``; returns the number of receivers."""
         return self._run(candle_plans.publish_query(candle_channel, user_id, exchange_id, candle))
 
+    @backend.operation
     def publish_close(self, user_id: int, exchange_id: int, candle: Candle) -> int:
         """PUBLISH the candle on its ``candle_close_channel``; returns the number of receivers."""
         return self._run(candle_plans.publish_query(candle_close_channel, user_id, exchange_id, candle))
 
+    @backend.operation
     def subscribe_closes(
         self,
         user_id: int,
@@ -230,7 +248,8 @@ class CandleCache(CacheBase):
         """
         backend.check_pubsub(self.client)
         subscription = CloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
-        return backend.subscribed(subscription)
+        return backend.subscribed(self._adopt(subscription))
 
     def _run(self, query: candle_plans.Query[ResultT]) -> ResultT:
+        telemetry.note(query.command[0])
         return query.decode(self.client.execute_command(*query.command))

@@ -23,7 +23,7 @@ from typing import Any
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, RedisError, ResponseError, SlotNotCoveredError
 
-from livermore_cache import _compat
+from livermore_cache import _compat, telemetry
 from livermore_cache._backends import sync as backend
 from livermore_cache.engine import AMBIGUOUS_ERRORS, Command, NotSent, Plan, WriteRounds, WriteStats
 from livermore_cache.resp import pack_commands
@@ -179,16 +179,26 @@ def write(
         deadline=time.monotonic() + retry_timeout_s,
         cluster=rounds.cluster,
         stats=stats,
+        started=time.monotonic(),
     )
+    op = telemetry.current()
+    if op is not None:
+        op.items = plan.size
     after_failure = False
-    while (commands := state.next_round()) is not None:
-        try:
-            outcomes = rounds.send(commands, after_failure)
-        except (NotSent, *AMBIGUOUS_ERRORS) as error:
-            outcomes = [error] * len(commands)
-        pause = state.feed(outcomes, time.monotonic())
-        if pause:
-            after_failure = True
-            rounds.refresh()
-            backend.sleep(pause)
-    return state.results()
+    try:
+        while (commands := state.next_round()) is not None:
+            try:
+                outcomes = rounds.send(commands, after_failure)
+            except (NotSent, *AMBIGUOUS_ERRORS) as error:
+                outcomes = [error] * len(commands)
+            pause = state.feed(outcomes, time.monotonic())
+            if pause:
+                after_failure = True
+                rounds.refresh()
+                backend.sleep(pause)
+        results = state.results()
+    finally:
+        if op is not None:
+            op.retried_rounds += state.retried
+            op.command = "EVALSHA" if state.by_sha else "EVAL"
+    return results if op is None else op.results(results)

@@ -17,8 +17,8 @@ from typing import Generic, TypeVar
 import redis
 import redis.cluster
 
+from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
-from livermore_cache.base import CacheBase
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
 from livermore_cache.plans.values import (
     INDICATORS,
@@ -32,6 +32,7 @@ from livermore_cache.plans.values import (
 )
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
+from .lifecycle import Lifecycle
 from .subscriptions import IndicatorSubscription, TickerSubscription
 from .transport import rounds_for, write
 
@@ -41,7 +42,7 @@ ValueT = TypeVar("ValueT")
 DEFAULT_INDICATOR_TYPE = "macd-v"
 
 
-class ValueCache(CacheBase, Generic[ValueT]):
+class ValueCache(Lifecycle, Generic[ValueT]):
     """What the three value caches share: settings, scripts, the newer-wins write, reads and pub/sub."""
 
     kind: Kind[ValueT]
@@ -65,6 +66,7 @@ class ValueCache(CacheBase, Generic[ValueT]):
     def _set(self, user_id: int, exchange_id: int, values: Sequence[ValueT]) -> None:
         """Unconditional ``SET key json EX ttl``, as the Node setters (``SETEX`` is the same write)."""
         plan = plan_values(self.kind, user_id, exchange_id, values, ttl_seconds=self.ttl_seconds, publish=False)
+        telemetry.note("SET", len(plan.calls))
         if len(plan.calls) == 1:
             call = plan.calls[0]
             self.client.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
@@ -88,11 +90,13 @@ class ValueCache(CacheBase, Generic[ValueT]):
         )
 
     def _get(self, key: str) -> ValueT | None:
+        telemetry.note("GET")
         return decode_stored(self.kind, self.client.execute_command("GET", key), key)
 
     def _get_many(self, names: Sequence[str], keys: Sequence[str]) -> dict[str, ValueT]:
         if not keys:
             return {}
+        telemetry.note("MGET")
         stored = self.client.mget_nonatomic(list(keys)) if self._cluster else self.client.mget(list(keys))
         found, invalid = decode_many(self.kind, names, stored)
         self.invalid_values += invalid
@@ -102,12 +106,15 @@ class ValueCache(CacheBase, Generic[ValueT]):
         check_ids(user_id, exchange_id)
         value = self.kind.check(value)
         channel = self.kind.channel(user_id, exchange_id, value)
+        telemetry.note("PUBLISH")
         return int(self.client.execute_command("PUBLISH", channel, self.kind.encode(value)))
 
     def _delete(self, key: str) -> None:
+        telemetry.note("DEL")
         self.client.execute_command("DEL", key)
 
     def _has(self, key: str) -> bool:
+        telemetry.note("EXISTS")
         return int(self.client.execute_command("EXISTS", key)) > 0
 
 
@@ -116,45 +123,56 @@ class TickerCache(ValueCache[Ticker]):
 
     kind = TICKERS
 
+    @backend.operation
     def set_ticker(self, user_id: int, exchange_id: int, ticker: Ticker) -> None:
         """Store the ticker unconditionally (the Node service's ``setTicker``: ``SETEX``)."""
         self._set(user_id, exchange_id, [ticker])
 
+    @backend.operation
     def set_ticker_if_newer(self, user_id: int, exchange_id: int, ticker: Ticker, *, publish: bool = False) -> bool:
         """Store the ticker unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (self._set_if_newer(user_id, exchange_id, [ticker], publish))[0]
 
+    @backend.operation
     def set_tickers_if_newer(
         self, user_id: int, exchange_id: int, tickers: Iterable[Ticker], *, publish: bool = False
     ) -> list[bool]:
         """``set_ticker_if_newer`` for many symbols in one round trip; per ticker, in input order, whether stored."""
         return self._set_if_newer(user_id, exchange_id, tickers, publish)
 
+    @backend.operation
     def get_ticker(self, user_id: int, exchange_id: int, symbol: str) -> Ticker | None:
         """The stored ticker, or None; an invalid stored value raises ``ValidationError`` (as Node's throws)."""
         return self._get(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def get_tickers(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Ticker]:
         """symbol -> ticker for the symbols that hold a valid one; invalid ones are skipped and counted."""
         names = list(symbols)
         return self._get_many(names, [ticker_key(user_id, exchange_id, s) for s in names])
 
+    @backend.operation
     def publish_update(self, user_id: int, exchange_id: int, ticker: Ticker) -> int:
         """PUBLISH the ticker on its ``ticker_channel``; returns the number of receivers."""
         return self._publish(user_id, exchange_id, ticker)
 
+    @backend.operation
     def delete_ticker(self, user_id: int, exchange_id: int, symbol: str) -> None:
         self._delete(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def has_ticker(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return self._has(ticker_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def subscribe_tickers(
         self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
     ) -> TickerSubscription:
         """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
         backend.check_pubsub(self.client)
-        return backend.subscribed(TickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        return backend.subscribed(
+            self._adopt(TickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        )
 
 
 class OrderbookCache(ValueCache[Orderbook]):
@@ -162,38 +180,46 @@ class OrderbookCache(ValueCache[Orderbook]):
 
     kind = ORDERBOOKS
 
+    @backend.operation
     def set_orderbook(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> None:
         """Store the orderbook unconditionally (the Node service's ``setOrderbook``: ``SETEX``)."""
         self._set(user_id, exchange_id, [orderbook])
 
+    @backend.operation
     def set_orderbook_if_newer(
         self, user_id: int, exchange_id: int, orderbook: Orderbook, *, publish: bool = False
     ) -> bool:
         """Store the orderbook unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (self._set_if_newer(user_id, exchange_id, [orderbook], publish))[0]
 
+    @backend.operation
     def set_orderbooks_if_newer(
         self, user_id: int, exchange_id: int, orderbooks: Iterable[Orderbook], *, publish: bool = False
     ) -> list[bool]:
         """``set_orderbook_if_newer`` for many symbols in one round trip; per orderbook, whether stored."""
         return self._set_if_newer(user_id, exchange_id, orderbooks, publish)
 
+    @backend.operation
     def get_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> Orderbook | None:
         """The stored orderbook, or None; an invalid stored value raises ``ValidationError``."""
         return self._get(orderbook_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def get_orderbooks(self, user_id: int, exchange_id: int, symbols: Iterable[str]) -> dict[str, Orderbook]:
         """symbol -> orderbook for the symbols that hold a valid one; invalid ones are skipped and counted."""
         names = list(symbols)
         return self._get_many(names, [orderbook_key(user_id, exchange_id, s) for s in names])
 
+    @backend.operation
     def publish_update(self, user_id: int, exchange_id: int, orderbook: Orderbook) -> int:
         """PUBLISH the orderbook on its ``orderbook_channel``; returns the number of receivers."""
         return self._publish(user_id, exchange_id, orderbook)
 
+    @backend.operation
     def delete_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> None:
         self._delete(orderbook_key(user_id, exchange_id, symbol))
 
+    @backend.operation
     def has_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return self._has(orderbook_key(user_id, exchange_id, symbol))
 
@@ -211,28 +237,33 @@ class IndicatorCache(ValueCache[IndicatorValue]):
 
     kind = INDICATORS
 
+    @backend.operation
     def set_indicator(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> None:
         """Store the value unconditionally (the Node service's ``setIndicator``: ``SET ... EX``)."""
         self._set(user_id, exchange_id, [indicator])
 
+    @backend.operation
     def set_indicators(self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue]) -> None:
         """Store every value unconditionally, pipelined (the Node service's ``setIndicators``)."""
         values = list(indicators)
         if values:
             self._set(user_id, exchange_id, values)
 
+    @backend.operation
     def set_indicator_if_newer(
         self, user_id: int, exchange_id: int, indicator: IndicatorValue, *, publish: bool = False
     ) -> bool:
         """Store the value unless its key holds one at least as new; with ``publish``, announce it if stored."""
         return (self._set_if_newer(user_id, exchange_id, [indicator], publish))[0]
 
+    @backend.operation
     def set_indicators_if_newer(
         self, user_id: int, exchange_id: int, indicators: Iterable[IndicatorValue], *, publish: bool = False
     ) -> list[bool]:
         """``set_indicator_if_newer`` for many values in one round trip; per value, whether stored."""
         return self._set_if_newer(user_id, exchange_id, indicators, publish)
 
+    @backend.operation
     def get_indicator(
         self,
         user_id: int,
@@ -245,6 +276,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         """The stored value, or None (the key holds params when given; see the class docstring)."""
         return self._get(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     def get_indicators_bulk(
         self, user_id: int, exchange_id: int, requests: Iterable[tuple[str, str] | tuple[str, str, str]]
     ) -> dict[str, IndicatorValue]:
@@ -262,10 +294,12 @@ class IndicatorCache(ValueCache[IndicatorValue]):
             keys.append(indicator_key(user_id, exchange_id, symbol, timeframe, kind))
         return self._get_many(names, keys)
 
+    @backend.operation
     def publish_update(self, user_id: int, exchange_id: int, indicator: IndicatorValue) -> int:
         """PUBLISH the value on its ``indicator_channel``; returns the number of receivers."""
         return self._publish(user_id, exchange_id, indicator)
 
+    @backend.operation
     def delete_indicator(
         self,
         user_id: int,
@@ -277,6 +311,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
     ) -> None:
         self._delete(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     def has_indicator(
         self,
         user_id: int,
@@ -288,6 +323,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
     ) -> bool:
         return self._has(indicator_key(user_id, exchange_id, symbol, timeframe, type, params))
 
+    @backend.operation
     def subscribe_indicators(
         self,
         user_id: int,
@@ -303,4 +339,4 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         subscription = IndicatorSubscription(
             self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
         )
-        return backend.subscribed(subscription)
+        return backend.subscribed(self._adopt(subscription))

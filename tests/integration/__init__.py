@@ -1,0 +1,1 @@
+"""Tests that need one server: the session's shared server."""

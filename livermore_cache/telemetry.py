@@ -34,7 +34,16 @@ from .errors import PartialWriteError
 
 __all__ = ["ENABLED", "Operation", "current", "note", "start"]
 
-ENABLED: bool = importlib.util.find_spec("opentelemetry") is not None
+
+def _api_installed() -> bool:
+    """Whether the OpenTelemetry API can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec("opentelemetry") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+ENABLED: bool = _api_installed()
 """Whether the OpenTelemetry API is installed (then spans and metrics are made)."""
 
 _CURRENT: Final[contextvars.ContextVar[Operation | None]] = contextvars.ContextVar(

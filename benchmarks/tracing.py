@@ -41,7 +41,7 @@ def _child(setup: str, url: str, calls: int) -> dict[str, float]:
                 if name == "opentelemetry" or name.startswith("opentelemetry."):
                     raise ModuleNotFoundError(name)
 
-        sys.meta_path.insert(0, NoOpenTelemetry())  # type: ignore[arg-type]
+        sys.meta_path.insert(0, NoOpenTelemetry())  # type: ignore[arg-type, unused-ignore]
     elif setup == "sdk":
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.metrics import MeterProvider

@@ -33,7 +33,7 @@ from .errors import ValidationError
 from .limits import MAX_SAFE_INTEGER
 from .timeframes import TIMEFRAME_VALUES, Timeframe
 
-__all__ = ["Candle", "UnifiedCandle", "decode_candle", "decode_members", "encode_candle"]
+__all__ = ["Candle", "UnifiedCandle", "check_candle", "decode_candle", "decode_members", "encode_candle"]
 
 CandleT = TypeVar("CandleT", bound="Candle")
 
@@ -105,9 +105,9 @@ def _field_check(field: str) -> Callable[[str, object], None]:
 _FIELD_CHECKS: Final[dict[str, Callable[[str, object], None]]] = {name: _field_check(name) for name in _RULES}
 
 
-def _check_each(candle: Candle) -> None:
+def _check_each(candle: Candle, fields: tuple[str, ...] | None = None) -> None:
     """Every rule, field by field in order: raises naming the first field that breaks one."""
-    for name in candle.__struct_fields__:
+    for name in candle.__struct_fields__ if fields is None else fields:
         _FIELD_CHECKS[name](name, getattr(candle, name))
 
 
@@ -151,6 +151,17 @@ class UnifiedCandle(Candle, kw_only=True, omit_defaults=True, rename="camel"):
 
 _CANDLE_VALID: Final = _whole_test(Candle.__struct_fields__)
 _UNIFIED_VALID: Final = _whole_test(UnifiedCandle.__struct_fields__)
+
+
+def check_candle(candle: Candle) -> None:
+    """Every rule of the library's own fields, run by the library itself: a subclass that overrides
+    ``__post_init__`` (or a value put in by ``msgspec.structs.force_setattr``) cannot skip it."""
+    if isinstance(candle, UnifiedCandle):
+        if not _UNIFIED_VALID(candle):
+            _check_each(candle, UnifiedCandle.__struct_fields__)
+    elif not _CANDLE_VALID(candle):
+        _check_each(candle, Candle.__struct_fields__)
+
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODERS: dict[type[Candle], msgspec.json.Decoder[Any]] = {

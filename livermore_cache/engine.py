@@ -29,7 +29,6 @@ error itself when every series failed, ``PartialWriteError`` when some did.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -49,7 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import PartialWriteError, ValidationError
-from .limits import MAX_TTL_SECONDS
+from .limits import MAX_RETRIES, MAX_RETRY_TIMEOUT_S, MAX_TTL_SECONDS
 
 __all__ = [
     "AMBIGUOUS_ERRORS",
@@ -71,8 +70,8 @@ Command = tuple[Any, ...]
 
 def validate_settings(ttl_seconds: int | None, retries: int, retry_timeout_s: float) -> None:
     """Check the settings every cache has, once, when it is made: no accepted setting can make a write fail."""
-    if type(retries) is not int or retries < 0:
-        raise ValidationError("retries", retries, "must be an int >= 0")
+    if type(retries) is not int or not 0 <= retries <= MAX_RETRIES:
+        raise ValidationError("retries", retries, f"must be an int from 0 to {MAX_RETRIES}")
     if ttl_seconds is not None and (type(ttl_seconds) is not int or not 0 < ttl_seconds <= MAX_TTL_SECONDS):
         raise ValidationError(
             "ttl_seconds", ttl_seconds, f"must be an int from 1 to {MAX_TTL_SECONDS}, or None for no expiry"
@@ -80,9 +79,11 @@ def validate_settings(ttl_seconds: int | None, retries: int, retry_timeout_s: fl
     if (
         isinstance(retry_timeout_s, bool)
         or not isinstance(retry_timeout_s, int | float)
-        or not 0 < retry_timeout_s < math.inf
+        or not 0 < retry_timeout_s <= MAX_RETRY_TIMEOUT_S
     ):
-        raise ValidationError("retry_timeout_s", retry_timeout_s, "must be a finite number of seconds > 0")
+        raise ValidationError(
+            "retry_timeout_s", retry_timeout_s, f"must be a number of seconds > 0 and at most {MAX_RETRY_TIMEOUT_S:g}"
+        )
 
 
 AMBIGUOUS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)

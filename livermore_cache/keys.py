@@ -1,10 +1,12 @@
-"""Key and channel builders: byte-for-byte the Node service's (``@livermore/cache``) formats.
+r"""Key and channel builders: byte-for-byte the Node service's (``@livermore/cache``) formats.
 
 Every part that comes from outside is checked, so that no input can reach into
 another part of the key space: ids are non-negative ints, a timeframe is one of
 ``Timeframe``, and a symbol or indicator type is refused (``ValueError``) when it
-is empty or holds ``:``, whitespace, control characters or the glob characters
-``* ? [ ]``. Wildcards appear only in ``candle_close_pattern``.
+is empty or holds ``:``, whitespace, control characters, a lone surrogate (no
+UTF-8 for it), or the glob characters ``* ? [ ]`` and the glob escape ``\``.
+Wildcards appear only in the ``*_pattern`` builders, and only for a symbol,
+timeframe or type left out: ids are always given.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ __all__ = [
     "ticker_key",
 ]
 
-_UNSAFE: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f]")
-_UNSAFE_PARAM: Final = re.compile(r"[:*?\[\]\s\x00-\x1f\x7f,=]")
+_UNSAFE: Final = re.compile(r"[:*?\[\]\\\s\x00-\x1f\x7f\ud800-\udfff]")
+_UNSAFE_PARAM: Final = re.compile(r"[:*?\[\]\\\s\x00-\x1f\x7f\ud800-\udfff,=]")
 
 
 def _id(field: str, value: object) -> int:
@@ -57,7 +59,9 @@ def check_ids(user_id: object, exchange_id: object) -> None:
 def _segment(field: str, value: object, unsafe: re.Pattern[str] = _UNSAFE) -> str:
     if not isinstance(value, str) or not value or unsafe.search(value):
         raise ValidationError(
-            field, value, "must be a non-empty string without ':', whitespace, control or glob characters"
+            field,
+            value,
+            "must be a non-empty string without ':', whitespace, control, glob ('*?[]\\') or lone surrogate characters",
         )
     return value
 
@@ -159,9 +163,12 @@ def indicator_key(
     """
     key = f"indicator:{_series(user_id, exchange_id, symbol, timeframe)}:{_segment('type', type)}"
     if params is not None:
+        if not isinstance(params, Mapping):
+            raise ValidationError("params", params, "must be a mapping of names (str) to values, or None")
+        for name in params:
+            _segment("params name", name, _UNSAFE_PARAM)
         rendered = []
         for name in sorted(params, key=_utf16_order):
-            _segment("params name", name, _UNSAFE_PARAM)
             value = params[name]
             text = js_string(value)
             if isinstance(value, str):
@@ -182,15 +189,18 @@ def candle_close_channel(user_id: int, exchange_id: int, symbol: str, timeframe:
 
 
 def candle_close_pattern(
-    user_id: int | None = None,
-    exchange_id: int | None = None,
+    user_id: int,
+    exchange_id: int,
     symbol: str | None = None,
     timeframe: str | None = None,
 ) -> str:
-    """The PSUBSCRIBE pattern for close channels; every part left out (None) becomes ``*``."""
+    """The PSUBSCRIBE pattern for one user's and exchange's close channels; a symbol or timeframe left out is ``*``.
+
+    The ids are required: a pattern never reaches another user's or exchange's channels.
+    """
     parts = (
-        "*" if user_id is None else str(_id("user_id", user_id)),
-        "*" if exchange_id is None else str(_id("exchange_id", exchange_id)),
+        str(_id("user_id", user_id)),
+        str(_id("exchange_id", exchange_id)),
         "*" if symbol is None else _segment("symbol", symbol),
         "*" if timeframe is None else _timeframe(timeframe),
     )

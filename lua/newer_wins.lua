@@ -1,22 +1,26 @@
--- newer_wins.lua: store one JSON value under its key unless the key holds one at least as new.
+-- newer_wins.lua: store JSON values under one key, each unless the key then holds one at least as new.
 --
 -- One script for the ticker, orderbook and indicator caches: such a key is a
 -- string holding one JSON object, whose top-level "timestamp" is its version.
+-- Every value of a batch for one key comes in one call and is decided in the
+-- order given, so input order holds whatever happens to other calls (NOSCRIPT,
+-- retries).
 --
--- KEYS[1]  the value's key
--- ARGV[1]  the new value's timestamp: an integer in decimal digits (a leading "-"
---          allowed), the "timestamp" of ARGV[2]
--- ARGV[2]  the JSON to store
--- ARGV[3]  TTL in seconds, an integer >= 1: a write is SET KEYS[1] ARGV[2] EX ARGV[3]
--- ARGV[4]  channel to PUBLISH ARGV[2] on when this call writes; "" = none
--- ARGV[5]  "0" = first attempt; "1" = a retry of a call that may have been
---          applied: when the key holds exactly ARGV[2] (byte for byte), reply 1
---          and change nothing
+-- KEYS[1]  the values' key
+-- ARGV[1]  TTL in seconds, an integer >= 0: a write is SET KEYS[1] json EX ARGV[1];
+--          "0" = no expiry (SET without EX, which also removes a TTL the key had)
+-- ARGV[2]  channel to PUBLISH each written value on, in order; "" = none
+-- ARGV[3]  "0" = first attempt; "1" = a retry of a call that may have been
+--          applied: a value that finds exactly itself stored (byte for byte) when
+--          its turn comes replies 1 and changes nothing
+-- ARGV[4], ARGV[5]  the first value: its timestamp (an integer in decimal digits,
+--          a leading "-" allowed; the "timestamp" of the JSON) and its JSON
+-- ARGV[6], ARGV[7]  the second value, and so on (at least one value)
 --
--- Reply: 1 if this call wrote ARGV[2] (or, as a retry, found exactly it stored);
--- 0 if it was skipped.
+-- Reply: an array with one integer per value, in order: 1 if this call wrote it
+-- (or, as a retry, found exactly it stored), 0 if it was skipped.
 --
--- Rules against what the key holds ("stored"):
+-- Rules for each value against what the key holds at its turn ("stored"):
 --   nothing                                         -> write
 --   JSON object, top-level "timestamp" older        -> write
 --   JSON object, top-level "timestamp" equal/newer  -> skip
@@ -28,23 +32,26 @@
 -- may have been written by the Node service (JSON.stringify) or by this library.
 -- The stored value is read with cjson.decode, so a nested "timestamp" (inside
 -- "value" or "params") never counts. A skip changes nothing: no SET, the TTL
--- stays as it was, no PUBLISH.
+-- stays as it was, no PUBLISH. Of several values written by one call, each is
+-- PUBLISHed in turn and the last is SET once, at the end (the same end state as
+-- one SET each: nothing reads the key in between, a script being atomic).
 
 local key = KEYS[1]
-if #ARGV ~= 5 then
-  error("newer_wins.lua takes 5 arguments (timestamp, json, ttl, channel, retry), got " .. #ARGV)
+if #ARGV < 5 or #ARGV % 2 ~= 1 then
+  error("newer_wins.lua takes ttl, channel, retry, then (timestamp, json) pairs, got " .. #ARGV .. " arguments")
 end
-local stamp_text, value, ttl, channel, retry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if string.find(stamp_text, "^%-?%d+$") == nil then
-  error("ARGV[1] (timestamp) must be an integer in decimal digits, got " .. string.sub(stamp_text, 1, 40))
-end
-if string.find(ttl, "^%d+$") == nil or tonumber(ttl) < 1 then
-  error("ARGV[3] (ttl) must be an integer >= 1, got " .. string.sub(ttl, 1, 40))
+local ttl, channel, retry = ARGV[1], ARGV[2], ARGV[3]
+if string.find(ttl, "^%d+$") == nil then
+  error("ARGV[1] (ttl) must be an integer >= 0, got " .. string.sub(ttl, 1, 40))
 end
 if retry ~= "0" and retry ~= "1" then
-  error("ARGV[5] (retry) must be \"0\" or \"1\", got " .. string.sub(retry, 1, 40))
+  error("ARGV[3] (retry) must be \"0\" or \"1\", got " .. string.sub(retry, 1, 40))
 end
-local stamp = tonumber(stamp_text)
+for i = 4, #ARGV, 2 do
+  if string.find(ARGV[i], "^%-?%d+$") == nil then
+    error("ARGV[" .. i .. "] (timestamp) must be an integer in decimal digits, got " .. string.sub(ARGV[i], 1, 40))
+  end
+end
 
 -- The top-level "timestamp" of a stored value as a number, or nil when the value
 -- is not a JSON object with a finite numeric one.
@@ -61,18 +68,26 @@ local function timestamp_of(stored)
 end
 
 local stored = redis.call("GET", key) -- false when the key does not exist; WRONGTYPE raises
-if stored then
-  local held = timestamp_of(stored)
-  if held ~= nil and held >= stamp then
-    if retry == "1" and stored == value then
-      return 1
+local held = stored and timestamp_of(stored) or nil
+local replies = {}
+local written = nil
+for i = 4, #ARGV, 2 do
+  local stamp, value = tonumber(ARGV[i]), ARGV[i + 1]
+  if stored and held ~= nil and held >= stamp then
+    replies[#replies + 1] = (retry == "1" and stored == value) and 1 or 0
+  else
+    if channel ~= "" then
+      redis.call("PUBLISH", channel, value)
     end
-    return 0
+    stored, held, written = value, stamp, value
+    replies[#replies + 1] = 1
   end
 end
-
-redis.call("SET", key, value, "EX", ttl)
-if channel ~= "" then
-  redis.call("PUBLISH", channel, value)
+if written then
+  if ttl == "0" then
+    redis.call("SET", key, written)
+  else
+    redis.call("SET", key, written, "EX", ttl)
+  end
 end
-return 1
+return replies

@@ -48,17 +48,35 @@ local CHUNK = 1000 -- items per ZADD/ZREM: stays well below Lua's limit on unpac
 local SEQUENCE_FIELD = '"sequenceNum":'
 local SEQUENCE_TAIL = 40 -- both writers put sequenceNum last: look in the member's tail first
 
--- The sequence of a stored member as a number, or nil when it has none. A quote
--- inside a JSON string is escaped, so the field cannot be faked by a string's content.
+-- The sequence of a stored member as a number, or nil when it has none, read as
+-- the library's decoder reads it. Both writers write '"sequenceNum":<number>'
+-- last, so the member's tail is searched first; a quote inside a JSON string is
+-- escaped, so the field cannot be faked by a string's content. Any other spelling
+-- of the field (whitespace around the ':', as Python's json.dumps writes it, or
+-- an escaped name) is read by cjson instead: only a member that holds the word
+-- "sequence" or a backslash pays for that.
 local function sequence_of(member)
   local from = #member - SEQUENCE_TAIL
   if from < 1 then from = 1 end
   local at = find(member, SEQUENCE_FIELD, from, true) or find(member, SEQUENCE_FIELD, 1, true)
-  if at == nil then
+  if at ~= nil then
+    local number = match(member, "^[%d.eE+-]+", at + #SEQUENCE_FIELD)
+    if number then
+      return tonumber(number)
+    end
+  end
+  if find(member, "sequence", 1, true) == nil and find(member, "\\", 1, true) == nil then
     return nil
   end
-  local number = match(member, "^[%d.eE+-]+", at + #SEQUENCE_FIELD)
-  return number and tonumber(number)
+  local ok, decoded = pcall(cjson.decode, member)
+  if not ok or type(decoded) ~= "table" then
+    return nil
+  end
+  local sequence = decoded["sequenceNum"]
+  if type(sequence) ~= "number" then
+    return nil
+  end
+  return sequence
 end
 
 local function call_chunked(command, items)

@@ -22,6 +22,7 @@ from livermore_cache import (
     UnifiedCandle,
     candle_close_channel,
     candle_key,
+    timeframe_ms,
 )
 
 from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, unified, zmembers, zscored
@@ -64,7 +65,10 @@ def test_pattern_subscription_gets_its_series_and_nothing_else(cache: Any, r: re
         CandleCache(r).subscribe_closes(USER, EXCHANGE, timeframe="5m") as five_minute,
     ):
         batch = [
-            unified(T0 + i * MINUTE, 1, symbol=s, timeframe=t) for i in range(3) for s in symbols for t in timeframes
+            unified(T0 + i * timeframe_ms(t), 1, symbol=s, timeframe=t)
+            for i in range(3)
+            for s in symbols
+            for t in timeframes
         ]
         assert all(cache.add_candles_if_newer(USER, EXCHANGE, batch, publish_close=True))
         # other users and exchanges: never delivered

@@ -13,7 +13,7 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key
+from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key, timeframe_ms
 from tests.servers import ClusterProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, Facade, flush_cluster, unified
@@ -32,9 +32,9 @@ def stream(rounds: int, slots: int = 4) -> list[list[UnifiedCandle]]:
         for s in SYMBOLS:
             for tf in TIMEFRAMES:
                 slot = r % slots
-                batch.append(unified(T0 + slot * MINUTE, r, symbol=s, timeframe=tf, close=float(r + 1)))
+                batch.append(unified(T0 + slot * timeframe_ms(tf), r, symbol=s, timeframe=tf, close=float(r + 1)))
                 if r % 3 == 0:
-                    batch.append(unified(T0 + slot * MINUTE, max(r - 2, 0), symbol=s, timeframe=tf))
+                    batch.append(unified(T0 + slot * timeframe_ms(tf), max(r - 2, 0), symbol=s, timeframe=tf))
         batches.append(batch)
     return batches
 
@@ -148,7 +148,7 @@ def test_primary_killed_and_replica_promoted_while_writing(facade: Facade, clust
         while time.monotonic() < deadline:
             round_ += 1
             batch = [
-                unified(T0 + (round_ % 20) * MINUTE, round_, symbol=s, timeframe=tf)
+                unified(T0 + (round_ % 20) * timeframe_ms(tf), round_, symbol=s, timeframe=tf)
                 for s in SYMBOLS
                 for tf in TIMEFRAMES
             ]
@@ -175,7 +175,7 @@ def test_primary_killed_and_replica_promoted_while_writing(facade: Facade, clust
             assert held[0] <= seq
     # after the failover every candle written again is stored and nothing stale survives
     last = [
-        unified(T0 + slot * MINUTE, round_ + 1, symbol=s, timeframe=tf)
+        unified(T0 + slot * timeframe_ms(tf), round_ + 1, symbol=s, timeframe=tf)
         for slot in range(20)
         for s in SYMBOLS
         for tf in TIMEFRAMES

@@ -83,13 +83,34 @@ def test_js_string_matches_javascript(value: Any, rendered: str) -> None:
 
 
 def test_close_pattern() -> None:
-    assert keys.candle_close_pattern() == "channel:candle:close:*:*:*:*"
     assert keys.candle_close_pattern(1, 2) == "channel:candle:close:1:2:*:*"
     assert keys.candle_close_pattern(1, 2, timeframe="5m") == "channel:candle:close:1:2:*:5m"
     assert keys.candle_close_pattern(1, 2, "ETH-USD", "5m") == keys.candle_close_channel(1, 2, "ETH-USD", "5m")
 
 
-BAD_SEGMENTS = ["", "BTC:USD", "BTC USD", "BTC\tUSD", "BTC\nUSD", "BTC\x00", "BTC\x7f", "*", "BTC?", "[BTC]", "a]b"]
+BAD_SEGMENTS = [
+    "",
+    "BTC:USD",
+    "BTC USD",
+    "BTC\tUSD",
+    "BTC\nUSD",
+    "BTC\x00",
+    "BTC\x7f",
+    "*",
+    "BTC?",
+    "[BTC]",
+    "a]b",
+    "a\\",
+    "\\*",
+    "BTC\ud800",
+]
+
+
+@pytest.mark.parametrize(("user_id", "exchange_id"), [(None, None), (None, 1), (1, None), ("1", 1), (1, -1)])
+def test_close_pattern_needs_both_ids(user_id: object, exchange_id: object) -> None:
+    """A pattern never reaches another user's or exchange's channels: the ids are always given."""
+    with pytest.raises((ValidationError, TypeError)):
+        keys.candle_close_pattern(user_id, exchange_id)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("symbol", BAD_SEGMENTS)

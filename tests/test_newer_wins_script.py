@@ -1,6 +1,7 @@
 """newer_wins.lua against a real server, rule by rule: the script alone, called through ``register_script``.
 
-ARGV: timestamp, json, ttl, channel ("" = none), retry ("0" or "1"). Reply: 1 written, 0 skipped.
+ARGV: ttl ("0" = none), channel ("" = none), retry ("0" or "1"), then (timestamp, json) pairs.
+Reply: per value, 1 written, 0 skipped.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def call(
     retry: bool = False,
     key: str = KEY,
 ) -> Any:
-    return script(keys=[key], args=[str(timestamp), data, str(ttl), channel, "1" if retry else "0"])
+    """One value through the script; its reply for that value (the script replies one integer per value)."""
+    (reply,) = script(keys=[key], args=[str(ttl), channel, "1" if retry else "0", str(timestamp), data])
+    return reply
 
 
 # ---- the rules ------------------------------------------------------------------------------------
@@ -256,19 +259,20 @@ def test_retry_that_finds_an_older_value_or_nothing_writes(r: redis.Redis, scrip
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["1.5", "{}", "60", "", "0"], "timestamp"),
-        (["", "{}", "60", "", "0"], "timestamp"),
-        (["1e12", "{}", "60", "", "0"], "timestamp"),
-        (["0x10", "{}", "60", "", "0"], "timestamp"),
-        ([" 1", "{}", "60", "", "0"], "timestamp"),
-        (["1", "{}", "0", "", "0"], "ttl"),
-        (["1", "{}", "-1", "", "0"], "ttl"),
-        (["1", "{}", "1.5", "", "0"], "ttl"),
-        (["1", "{}", "", "", "0"], "ttl"),
-        (["1", "{}", "60", "", "2"], "retry"),
-        (["1", "{}", "60", "", ""], "retry"),
-        (["1", "{}", "60", ""], "5 arguments"),
-        (["1", "{}", "60", "", "0", "extra"], "5 arguments"),
+        (["60", "", "0", "1.5", "{}"], "timestamp"),
+        (["60", "", "0", "", "{}"], "timestamp"),
+        (["60", "", "0", "1e12", "{}"], "timestamp"),
+        (["60", "", "0", "0x10", "{}"], "timestamp"),
+        (["60", "", "0", " 1", "{}"], "timestamp"),
+        (["60", "", "0", "1", "{}", "x", "{}"], "timestamp"),
+        (["-1", "", "0", "1", "{}"], "ttl"),
+        (["1.5", "", "0", "1", "{}"], "ttl"),
+        (["", "", "0", "1", "{}"], "ttl"),
+        (["60", "", "2", "1", "{}"], "retry"),
+        (["60", "", "", "1", "{}"], "retry"),
+        (["60", "", "0", "1"], "pairs"),
+        (["60", "", "0"], "pairs"),
+        (["60", "", "0", "1", "{}", "extra"], "pairs"),
     ],
 )
 def test_bad_arguments_are_errors_and_change_nothing(
@@ -339,3 +343,22 @@ def test_any_sequence_of_writes_matches_the_model(r: redis.Redis, script: Script
             expected = 1 if retry and stored == data else 0
         assert call(script, timestamp, data, retry=retry) == expected
         assert r.get(KEY) == stored
+
+
+def test_several_values_for_one_key_are_decided_in_order_in_one_call(r: redis.Redis, script: Script, sub: Any) -> None:
+    """Each value against what the key holds at its turn; each winner published in order, the last one stored."""
+    r.set(KEY, value(T0 + 5))
+    args = [str(TTL), CHANNEL, "0"]
+    for t in (T0 + 1, T0 + 6, T0 + 6, T0 + 9, T0 + 7):
+        args += [str(t), value(t)]
+    assert script(keys=[KEY], args=args) == [0, 1, 0, 1, 0]
+    assert r.get(KEY) == value(T0 + 9)
+    assert 0 < r.ttl(KEY) <= TTL
+    assert messages(sub) == [(CHANNEL.encode(), value(T0 + 6)), (CHANNEL.encode(), value(T0 + 9))]
+
+
+def test_ttl_zero_writes_without_expiry_and_clears_an_old_ttl(r: redis.Redis, script: Script) -> None:
+    r.set(KEY, value(T0), ex=500)
+    assert call(script, T0 + 1, value(T0 + 1), ttl=0) == 1
+    assert r.get(KEY) == value(T0 + 1)
+    assert r.ttl(KEY) == -1

@@ -39,11 +39,19 @@ def key_of(timeframe: str) -> str:
 
 
 def write_series(cache: Any, r: redis.Redis, timeframe: str, stamps: list[int], duplicates: dict[int, int]) -> None:
-    """The candles through the cache's versioned write, then ``duplicates[t]`` more members at score t, raw."""
+    """The candles through the cache's versioned write, then ``duplicates[t]`` more members at score t, raw.
+
+    A stamp off the timeframe's boundaries is one the cache refuses to write: such a
+    member can only come from another writer, so it is added raw (ZADD), as one.
+    """
     r.delete(key_of(timeframe))
-    if stamps:
-        candles = [unified(t, 1, timeframe=timeframe) for t in stamps]
+    on_boundary = [t for t in stamps if t % STEPS[timeframe] == 0]
+    if on_boundary:
+        candles = [unified(t, 1, timeframe=timeframe) for t in on_boundary]
         assert cache.add_candles_if_newer(USER, EXCHANGE, candles) == [True] * len(candles)
+    for t in stamps:
+        if t % STEPS[timeframe]:
+            assert r.zadd(key_of(timeframe), {encode_candle(unified(t, 1, timeframe=timeframe)): t}) == 1
     for t, extra in duplicates.items():
         for i in range(extra):
             member = encode_candle(

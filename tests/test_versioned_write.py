@@ -8,7 +8,8 @@ import msgspec
 import pytest
 import redis
 
-from livermore_cache import Candle, UnifiedCandle, candle_key
+from livermore_cache import Candle, UnifiedCandle, ValidationError, candle_key
+from livermore_cache.scripts import script_source
 
 from .helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, plain, unified, zmembers, zscored
 
@@ -106,7 +107,8 @@ def test_batch_spanning_many_series_keeps_input_order(cache: Any, r: redis.Redis
         symbol = ("BTC-USD", "ETH-USD", "SOL-USD")[i % 3]
         timeframe = ("1m", "5m")[i % 2]
         seq = i
-        batch.append(unified(T0 + (i // 6) * MINUTE, seq, symbol=symbol, timeframe=timeframe, close=float(i + 1)))
+        step = MINUTE if timeframe == "1m" else 5 * MINUTE  # written candles open on their timeframe's boundaries
+        batch.append(unified(T0 + (i // 6) * step, seq, symbol=symbol, timeframe=timeframe, close=float(i + 1)))
         expected.append(not (symbol == "ETH-USD" and timeframe == "5m" and i // 6 == 0 and seq <= 10))
     assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == expected
     for symbol in ("BTC-USD", "ETH-USD", "SOL-USD"):
@@ -170,8 +172,8 @@ def test_unconditional_batch_last_one_wins_and_trims(make_cache: Any, r: redis.R
 
 
 def test_score_is_the_timestamp(cache: Any, r: redis.Redis) -> None:
-    cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 123, 1))
-    assert zscored(r, KEY)[0][1] == float(T0 + 123)
+    cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 123 * MINUTE, 1))
+    assert zscored(r, KEY)[0][1] == float(T0 + 123 * MINUTE)
 
 
 def test_largest_sequence_is_compared_exactly(cache: Any, r: redis.Redis) -> None:
@@ -182,11 +184,32 @@ def test_largest_sequence_is_compared_exactly(cache: Any, r: redis.Redis) -> Non
     assert stored(r)[0][0].sequence_num == top
 
 
-def test_timestamps_that_are_small_integers(cache: Any, r: redis.Redis) -> None:
-    """Timestamps 1..20 in one batch: no confusion between timestamps and table indexes in the script."""
-    batch = [unified(t, 1) for t in range(1, 21)] + [unified(t, 0) for t in range(1, 21)]
-    assert cache.add_candles_if_newer(USER, EXCHANGE, batch) == [True] * 20 + [False] * 20
+def test_timestamps_that_are_small_integers(r: redis.Redis) -> None:
+    """Timestamps 1..20 in one call: no confusion between timestamps and table indexes in the script.
+
+    The caches write only open times of a timeframe (multiples of 60,000 ms), so the
+    script is called directly here, as another client could call it.
+    """
+    script = r.register_script(script_source("versioned_write"))
+    args: list[Any] = ["1", "86400", "-1001", "", "1", "20", "96"]
+    for sequence in (1, 0):
+        for t in range(1, 21):
+            args += [str(t), str(sequence), msgspec.json.encode(unified(t, sequence))]
+    assert script(keys=[KEY], args=args) == [1] * 20 + [0] * 20
     assert r.zcard(KEY) == 20
+
+
+@pytest.mark.parametrize(("timestamp", "timeframe"), [(T0 + 123, "1m"), (1_704_067_200, "1m"), (T0 + MINUTE, "5m")])
+def test_a_candle_off_its_timeframes_open_times_is_refused_and_nothing_is_written(
+    cache: Any, r: redis.Redis, timestamp: int, timeframe: str
+) -> None:
+    """Seconds instead of milliseconds, or a 1m open time on 5m: refused before any I/O, the batch whole."""
+    batch = [unified(T0, 1), unified(timestamp, 1, timeframe=timeframe)]
+    with pytest.raises(ValidationError, match=r"candles\[1\]\.timestamp must be an open time of its timeframe"):
+        cache.add_candles_if_newer(USER, EXCHANGE, batch)
+    with pytest.raises(ValidationError, match="open time"):
+        cache.add_candles(USER, EXCHANGE, batch)
+    assert r.keys("*") == []
 
 
 def test_script_cache_lost_between_calls(cache: Any, r: redis.Redis) -> None:

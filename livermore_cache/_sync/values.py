@@ -21,14 +21,16 @@ from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
 from livermore_cache.plans.values import (
+    DEFAULT_TTL,
     INDICATORS,
     ORDERBOOKS,
     TICKERS,
+    DefaultTTL,
     Kind,
+    bulk_indicator_keys,
     decode_many,
     decode_stored,
     plan_values,
-    validate_ttl,
 )
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
@@ -39,7 +41,6 @@ from .transport import rounds_for, write
 __all__ = ["IndicatorCache", "OrderbookCache", "TickerCache"]
 
 ValueT = TypeVar("ValueT")
-DEFAULT_INDICATOR_TYPE = "macd-v"
 
 
 class ValueCache(Lifecycle, Generic[ValueT]):
@@ -51,14 +52,13 @@ class ValueCache(Lifecycle, Generic[ValueT]):
         self,
         client: redis.Redis | redis.cluster.RedisCluster,
         *,
-        ttl_seconds: int | None = None,
+        ttl_seconds: int | DefaultTTL | None = DEFAULT_TTL,
         retries: int = 20,
         retry_timeout_s: float = 10.0,
     ) -> None:
         rounds = rounds_for(type(self).__name__, client)
-        ttl = validate_ttl(self.kind.default_ttl if ttl_seconds is None else ttl_seconds, retries, retry_timeout_s)
+        ttl = self.kind.default_ttl if ttl_seconds is DEFAULT_TTL else ttl_seconds
         super().__init__(client, rounds, ttl_seconds=ttl, retries=retries, retry_timeout_s=retry_timeout_s)
-        self.ttl_seconds: int = ttl
         self.invalid_values = 0
         """Stored values that a bulk read skipped because they were not valid (as the Node service skips them)."""
         self._cluster = self._rounds.cluster
@@ -66,14 +66,13 @@ class ValueCache(Lifecycle, Generic[ValueT]):
     def _set(self, user_id: int, exchange_id: int, values: Sequence[ValueT]) -> None:
         """Unconditional ``SET key json EX ttl``, as the Node setters (``SETEX`` is the same write)."""
         plan = plan_values(self.kind, user_id, exchange_id, values, ttl_seconds=self.ttl_seconds, publish=False)
-        telemetry.note("SET", len(plan.calls))
+        telemetry.note("SET", plan.size)
         if len(plan.calls) == 1:
-            call = plan.calls[0]
-            self.client.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
+            self.client.execute_command(*plan.calls[0].set_command())
             return
         pipeline = self.client.pipeline(transaction=False)
         for call in plan.calls:
-            pipeline.execute_command("SET", call.key, call.payload, "EX", call.ttl_seconds)
+            pipeline.execute_command(*call.set_command())
         pipeline.execute()
 
     def _set_if_newer(self, user_id: int, exchange_id: int, values: Iterable[ValueT], publish: bool) -> list[bool]:
@@ -286,12 +285,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         missing and invalid values are left out (invalid ones counted); a later
         request for the same ``symbol:timeframe`` wins, as in the Node Map.
         """
-        names, keys = [], []
-        for request in requests:
-            symbol, timeframe = request[0], request[1]
-            kind = (request[2] if len(request) > 2 else "") or DEFAULT_INDICATOR_TYPE
-            names.append(f"{symbol}:{timeframe}")
-            keys.append(indicator_key(user_id, exchange_id, symbol, timeframe, kind))
+        names, keys = bulk_indicator_keys(user_id, exchange_id, requests)
         return self._get_many(names, keys)
 
     @backend.operation

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
-from livermore_cache.candles import Candle, decode_members, encode_candle
+from livermore_cache.candles import Candle, check_candle, decode_members, encode_candle
 from livermore_cache.engine import Command
 from livermore_cache.errors import ValidationError
 from livermore_cache.keys import candle_close_channel, candle_key, check_ids
 from livermore_cache.limits import MAX_CANDLES, MAX_SAFE_INTEGER
+from livermore_cache.timeframes import timeframe_ms
 
 __all__ = [
     "Query",
@@ -52,18 +53,29 @@ def check_max_candles(max_candles: object) -> int:
 
 
 def checked_candle(candle: object, where: str = "candle") -> Candle:
-    """``candle``, checked again: a Candle whose every field passes its rules; errors name ``where``.
+    """``candle``, checked again before it is written; errors name ``where``.
 
     A Candle is checked when it is made, decoded or changed; checking again here
-    (the fast path costs a fraction of a microsecond) stops a value put in by
-    ``msgspec.structs.force_setattr`` from reaching the server.
+    with the library's own rule functions (``candles.check_candle``, a fraction of
+    a microsecond on the fast path) stops a value put in by
+    ``msgspec.structs.force_setattr``, or a subclass whose ``__post_init__`` skips
+    the checks, from reaching the server. A written candle's timestamp must also be
+    an open time of its timeframe (a multiple of its length since the epoch, UTC):
+    reads stay liberal, but what this library writes is always on a boundary.
     """
     if not isinstance(candle, Candle):
         raise ValidationError(where, candle, "must be a Candle or UnifiedCandle")
     try:
-        candle.__post_init__()
+        check_candle(candle)
     except ValidationError as error:
         raise error.at(where) from None
+    step = timeframe_ms(candle.timeframe)
+    if candle.timestamp % step:
+        raise ValidationError(
+            f"{where}.timestamp",
+            candle.timestamp,
+            f"must be an open time of its timeframe {candle.timeframe}: a multiple of {step} ms since the epoch (UTC)",
+        )
     return candle
 
 
@@ -237,8 +249,8 @@ def recent_candles_query(
     user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int, model: type[CandleT]
 ) -> Query[list[CandleT]]:
     """The newest ``count`` candles, ascending by timestamp."""
-    if type(count) is not int or count <= 0:
-        raise ValidationError("count", count, "must be an int > 0")
+    if type(count) is not int or not 0 < count <= MAX_CANDLES:
+        raise ValidationError("count", count, f"must be an int from 1 to {MAX_CANDLES}")
     key = candle_key(user_id, exchange_id, symbol, timeframe)
     _check_model(model)
     return Query(("ZRANGE", key, -count, -1), lambda members: decode_members(members, model, key))  # type: ignore[arg-type,return-value]
@@ -249,8 +261,8 @@ def candles_in_range_query(
 ) -> Query[list[CandleT]]:
     """Candles with ``start <= timestamp <= end``, ascending."""
     for name, value in (("start", start), ("end", end)):
-        if type(value) is not int:
-            raise ValidationError(name, value, "must be an int (milliseconds)")
+        if type(value) is not int or not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise ValidationError(name, value, f"must be an int (milliseconds) within +-{MAX_SAFE_INTEGER}")
     key = candle_key(user_id, exchange_id, symbol, timeframe)
     _check_model(model)
     return Query(("ZRANGEBYSCORE", key, start, end), lambda members: decode_members(members, model, key))  # type: ignore[arg-type,return-value]
@@ -289,8 +301,8 @@ def timestamps_in_range_query(
 ) -> tuple[str, tuple[Any, ...], Callable[[Any], list[int]]]:
     """``series_timestamps.lua`` keys-and-args for the distinct timestamps in [start, end], and the reply's decoder."""
     for name, value in (("start", start), ("end", end)):
-        if type(value) is not int:
-            raise ValidationError(name, value, "must be an int (milliseconds)")
+        if type(value) is not int or not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise ValidationError(name, value, f"must be an int (milliseconds) within +-{MAX_SAFE_INTEGER}")
     return candle_key(user_id, exchange_id, symbol, timeframe), ("range", start, end), _timestamps
 
 

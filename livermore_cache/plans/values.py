@@ -9,11 +9,12 @@ retried by the same transport and ``retry.WriteRounds`` as candle batches.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
-from livermore_cache.engine import Command, validate_settings
+from livermore_cache.engine import Command
 from livermore_cache.errors import ValidationError
 from livermore_cache.keys import (
     check_ids,
@@ -24,7 +25,6 @@ from livermore_cache.keys import (
     ticker_channel,
     ticker_key,
 )
-from livermore_cache.limits import MAX_TTL_SECONDS
 from livermore_cache.values import (
     IndicatorValue,
     Orderbook,
@@ -40,7 +40,19 @@ from livermore_cache.values import (
     encode_ticker,
 )
 
-__all__ = ["INDICATORS", "ORDERBOOKS", "TICKERS", "Kind", "ValueCall", "ValuePlan", "plan_values", "validate_ttl"]
+__all__ = [
+    "DEFAULT_INDICATOR_TYPE",
+    "DEFAULT_TTL",
+    "INDICATORS",
+    "ORDERBOOKS",
+    "TICKERS",
+    "DefaultTTL",
+    "Kind",
+    "ValueCall",
+    "ValuePlan",
+    "bulk_indicator_keys",
+    "plan_values",
+]
 
 ValueT = TypeVar("ValueT")
 
@@ -91,55 +103,82 @@ INDICATORS: Final[Kind[IndicatorValue]] = Kind(
 )
 
 
-def validate_ttl(ttl_seconds: object, retries: int, retry_timeout_s: float) -> int:
-    """A value cache's settings, checked once: the TTL is required (the Node strategies always set one)."""
-    if type(ttl_seconds) is not int or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-        raise ValidationError("ttl_seconds", ttl_seconds, f"must be an int from 1 to {MAX_TTL_SECONDS}")
-    validate_settings(ttl_seconds, retries, retry_timeout_s)
-    return ttl_seconds
+class DefaultTTL(enum.Enum):
+    """The type of ``DEFAULT_TTL``."""
+
+    DEFAULT_TTL = "the kind's default TTL"
+
+
+DEFAULT_TTL: Final = DefaultTTL.DEFAULT_TTL
+"""A value cache's ``ttl_seconds`` when none is given: the Node strategy's TTL for its kind (None: never expire)."""
+
+DEFAULT_INDICATOR_TYPE: Final = "macd-v"
+"""The indicator type a bulk request without one asks for (the Node service's default)."""
 
 
 @dataclass(slots=True)
 class ValueCall:
-    """One call of ``newer_wins.lua``: one value for one key."""
+    """One call of ``newer_wins.lua``: every value of the batch for one key, decided in input order."""
 
     key: str
-    timestamp: int
-    payload: bytes
-    ttl_seconds: int
+    ttl_seconds: int | None
     channel: str
+    stamps: list[bytes] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
 
     def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
         attempt = RETRY_ATTEMPT if retry else FIRST_ATTEMPT
-        args = (self.timestamp, self.payload, self.ttl_seconds, self.channel, attempt)
+        args: list[Any] = [b"%d" % (self.ttl_seconds or 0), self.channel, attempt]
+        for stamp, payload in zip(self.stamps, self.payloads, strict=True):
+            args += (stamp, payload)
         return ("EVALSHA", sha, 1, self.key, *args) if by_sha else ("EVAL", source, 1, self.key, *args)
+
+    def set_command(self) -> Command:
+        """The Node setters' plain write of the last value (what a pipeline of SETs in input order leaves)."""
+        if self.ttl_seconds is None:
+            return ("SET", self.key, self.payloads[-1])
+        return ("SET", self.key, self.payloads[-1], "EX", self.ttl_seconds)
 
 
 @dataclass(slots=True)
 class ValuePlan:
-    """A checked batch of values, one script call each, in input order."""
+    """A checked batch of values: one script call per key, in first-seen key order."""
 
     calls: list[ValueCall]
+    size: int
     items: str = "values"
-
-    @property
-    def size(self) -> int:
-        return len(self.calls)
 
     def results(self, replies: Sequence[Any]) -> list[bool]:
         """Per value, in input order: True if it was written (or, on a retry, found stored as sent)."""
-        return [reply == 1 for reply in replies]
+        results = [False] * self.size
+        for call, reply in zip(self.calls, replies, strict=True):
+            for position, written in zip(call.positions, reply, strict=True):
+                results[position] = written == 1
+        return results
 
     def partial_results(self, replies: Sequence[Any]) -> list[bool | None]:
-        return [None if reply is None else reply == 1 for reply in replies]
+        results: list[bool | None] = [None] * self.size
+        for call, reply in zip(self.calls, replies, strict=True):
+            if reply is not None:
+                for position, written in zip(call.positions, reply, strict=True):
+                    results[position] = written == 1
+        return results
 
 
 def plan_values(
-    kind: Kind[ValueT], user_id: int, exchange_id: int, values: Iterable[ValueT], *, ttl_seconds: int, publish: bool
+    kind: Kind[ValueT],
+    user_id: int,
+    exchange_id: int,
+    values: Iterable[ValueT],
+    *,
+    ttl_seconds: int | None,
+    publish: bool,
 ) -> ValuePlan:
-    """Check every value, then build its script call. Raises (naming the position) before any I/O."""
+    """Check every value, then group them by key into script calls. Raises (naming the position) before any I/O."""
     check_ids(user_id, exchange_id)
-    calls = []
+    calls: dict[str, ValueCall] = {}
+    position = -1
     for position, value in enumerate(values):
         where = f"{kind.name}s[{position}]"
         try:
@@ -150,14 +189,38 @@ def plan_values(
             if error.field == kind.name:  # not a value of this kind at all: name its position only
                 raise ValidationError(where, error.value, error.rule) from None
             raise error.at(where) from None
-        timestamp: int = checked.timestamp  # type: ignore[attr-defined]
-        calls.append(ValueCall(key, timestamp, kind.encode(checked), ttl_seconds, channel))
-    return ValuePlan(calls, f"{kind.name}s")
+        call = calls.get(key)
+        if call is None:
+            call = calls[key] = ValueCall(key, ttl_seconds, channel)
+        call.stamps.append(b"%d" % checked.timestamp)  # type: ignore[attr-defined]
+        call.payloads.append(kind.encode(checked))
+        call.positions.append(position)
+    return ValuePlan(list(calls.values()), position + 1, f"{kind.name}s")
+
+
+def bulk_indicator_keys(
+    user_id: int, exchange_id: int, requests: Iterable[tuple[str, ...]]
+) -> tuple[list[str], list[str]]:
+    """Names (``"symbol:timeframe"``) and keys of ``get_indicators_bulk`` requests, each checked before any I/O."""
+    names, keys = [], []
+    for position, request in enumerate(requests):
+        if not isinstance(request, tuple | list) or not 2 <= len(request) <= 3:
+            raise ValidationError(
+                f"requests[{position}]", request, "must be a (symbol, timeframe) or (symbol, timeframe, type) tuple"
+            )
+        symbol, timeframe = request[0], request[1]
+        kind = (request[2] if len(request) > 2 else "") or DEFAULT_INDICATOR_TYPE
+        try:
+            keys.append(indicator_key(user_id, exchange_id, symbol, timeframe, kind))
+        except ValidationError as error:
+            raise error.at(f"requests[{position}]") from None
+        names.append(f"{symbol}:{timeframe}")
+    return names, keys
 
 
 def decode_stored(kind: Kind[ValueT], data: bytes | str | None, key: str) -> ValueT | None:
-    """A stored value, None if the key holds none; an invalid value raises, naming the key."""
-    if data is None:
+    """A stored value, None if the key holds none (or an empty string, as Node's getters read it); an invalid value raises, naming the key."""
+    if not data:
         return None
     try:
         return kind.decode(data)
@@ -172,7 +235,7 @@ def decode_many(
     found: dict[str, ValueT] = {}
     invalid = 0
     for name, data in zip(names, stored, strict=True):
-        if data is None:
+        if not data:  # missing, or an empty string (Node's getters read it as null)
             continue
         try:
             found[name] = kind.decode(data)

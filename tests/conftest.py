@@ -16,14 +16,9 @@ import redis
 import redis.asyncio
 
 from livermore_cache import CandleCache
-from tests.servers import (
-    ClusterProcess,
-    FoundServer,
-    ServerProcess,
-    find_server,
-    local_server_binary,
-    pip_server_binary,
-)
+from tools.servers.cluster import ClusterProcess
+from tools.servers.discovery import FoundServer, find_server, local_server_binary, pip_server_binary
+from tools.servers.process import ServerProcess
 
 from .helpers import Facade
 

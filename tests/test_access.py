@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from livermore_cache import CandleCache, candle_close_pattern
-from tests.servers import ServerProcess
+from tools.servers.process import ServerProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified
 
@@ -123,7 +123,7 @@ def make_server_cert(directory: Path, ca: str) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    from tests.servers import local_server_binary, pip_server_binary
+    from tools.servers.discovery import local_server_binary, pip_server_binary
 
     binary = local_server_binary() or pip_server_binary()
     if binary is None:

@@ -14,7 +14,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key
-from tests.servers import ClusterProcess
+from tools.servers.cluster import ClusterProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, AsyncAsSync, Facade, flush_cluster, unified
 

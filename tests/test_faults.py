@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 
 from livermore_cache import UnifiedCandle, candle_key
-from tests.servers import ServerProcess
+from tools.servers.process import ServerProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, unified, zmembers
 

@@ -37,7 +37,9 @@ from livermore_cache import (
 )
 from livermore_cache.engine import backoff_s
 from livermore_cache.limits import MAX_CANDLES, MAX_TTL_SECONDS
-from tests.servers import ClusterProcess, ServerProcess, free_port, local_server_binary, pip_server_binary
+from tools.servers.cluster import ClusterProcess
+from tools.servers.discovery import local_server_binary, pip_server_binary
+from tools.servers.process import ServerProcess, free_port
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, flush_cluster, unified, zmembers, zscored
 

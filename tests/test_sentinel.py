@@ -37,7 +37,8 @@ import redis.asyncio.sentinel
 import redis.sentinel
 
 from livermore_cache import CandleCache, UnifiedCandle, candle_key
-from tests.servers import ServerProcess, local_server_binary, pip_server_binary
+from tools.servers.discovery import local_server_binary, pip_server_binary
+from tools.servers.process import ServerProcess
 
 from .helpers import EXCHANGE, MINUTE, T0, USER, Facade, unified
 

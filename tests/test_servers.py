@@ -19,16 +19,15 @@ import pytest
 import redis
 import redis.cluster
 
-from tests.servers import (
+from tools.servers.cluster import ClusterProcess
+from tools.servers.discovery import (
     PACKAGED_SERVERS,
-    ClusterProcess,
-    ServerProcess,
-    _docker_unavailable,
+    docker_unavailable,
     find_server,
-    free_port,
     packaged_server_binary,
     pip_server_binary,
 )
+from tools.servers.process import ServerProcess, free_port
 
 IMAGE = "livermore-redis:probe-test"
 
@@ -108,7 +107,7 @@ def engine(tmp_path: Path) -> Iterator[FakeEngine]:
 def test_docker_probe_with_no_engine_at_docker_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nonexistent")
     with no_leaks():
-        reason = _docker_unavailable(IMAGE)
+        reason = docker_unavailable(IMAGE)
     assert reason is not None
     assert "no Docker engine answers" in reason
 
@@ -119,7 +118,7 @@ def test_docker_probe_with_a_stale_socket_file(monkeypatch: pytest.MonkeyPatch, 
         sock.bind(str(path))  # the file stays; nothing listens
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
     with no_leaks():
-        reason = _docker_unavailable(IMAGE)
+        reason = docker_unavailable(IMAGE)
     assert reason is not None
     assert "no Docker engine answers" in reason
 
@@ -127,7 +126,7 @@ def test_docker_probe_with_a_stale_socket_file(monkeypatch: pytest.MonkeyPatch, 
 def test_docker_probe_with_no_engine_on_tcp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")
     with no_leaks():
-        reason = _docker_unavailable(IMAGE)
+        reason = docker_unavailable(IMAGE)
     assert reason is not None
     assert "no Docker engine answers" in reason
 
@@ -140,7 +139,7 @@ def test_docker_probe_with_an_engine_that_answers(
     monkeypatch.setenv("DOCKER_HOST", f"unix://{engine.server_address}")
     monkeypatch.delenv("LIVERMORE_TEST_PULL", raising=False)
     with no_leaks():
-        reason = _docker_unavailable(IMAGE)
+        reason = docker_unavailable(IMAGE)
     if has_image:
         assert reason is None
     else:

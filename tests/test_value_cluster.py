@@ -35,7 +35,7 @@ from livermore_cache import (
 )
 from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
 from livermore_cache.values import encode_ticker
-from tests.servers import ClusterProcess
+from tools.servers.cluster import ClusterProcess
 
 from .helpers import AsyncAsSync, Facade, flush_cluster
 

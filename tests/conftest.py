@@ -16,11 +16,10 @@ import redis
 import redis.asyncio
 
 from livermore_cache import CandleCache
+from tests.support.facade import Facade
 from tools.servers.cluster import ClusterProcess
 from tools.servers.discovery import FoundServer, find_server, local_server_binary, pip_server_binary
 from tools.servers.process import ServerProcess
-
-from .helpers import Facade
 
 _USED_SERVER: list[FoundServer] = []
 

@@ -85,7 +85,7 @@ class Facade:
         """``sync_class`` (``CandleCache``, ``TickerCache``, ...) over ``client``, or its asyncio twin behind ``AsyncAsSync``."""
         if not self.is_async:
             return sync_class(client, **settings)
-        return AsyncAsSync(_ASYNC_TWINS[sync_class](client, **settings), self.loop)
+        return AsyncAsSync(ASYNC_TWINS[sync_class](client, **settings), self.loop)
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -110,9 +110,13 @@ class AsyncAsSync:
         return attr
 
 
-_ASYNC_TWINS: dict[type[Any], type[Any]] = {
+ASYNC_TWINS: dict[type[Any], type[Any]] = {
     CandleCache: AsyncCandleCache,
     TickerCache: AsyncTickerCache,
     OrderbookCache: AsyncOrderbookCache,
     IndicatorCache: AsyncIndicatorCache,
 }
+"""Every sync cache class and its asyncio twin."""
+
+VALUE_CACHES: dict[str, type[Any]] = {"ticker": TickerCache, "orderbook": OrderbookCache, "indicator": IndicatorCache}
+"""The sync value cache classes by kind, as ``make_value_cache(kind)`` names them."""

@@ -123,9 +123,9 @@ def make_server_cert(directory: Path, ca: str) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    from tools.servers.discovery import local_server_binary, pip_server_binary
+    from tools.servers.discovery import private_server_binary
 
-    binary = local_server_binary() or pip_server_binary()
+    binary = private_server_binary()
     if binary is None:
         pytest.fail("no redis-server or valkey-server binary to start a TLS server with")
     make_ca(tmp_path, "ca")

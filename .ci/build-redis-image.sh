@@ -8,7 +8,7 @@ set -euo pipefail
 image="${1:-livermore-redis:local}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 if ! binary="$(command -v redis-server)"; then
-  binary="$(cd "$repo" && "${VENV:-.venv}/bin/python" -m tests.servers binary valkey-9)" \
+  binary="$(cd "$repo" && "${VENV:-.venv}/bin/python" -m tools.servers binary valkey-9)" \
     || { echo "no redis-server on PATH and no pip-shipped server (make install)" >&2; exit 1; }
 fi
 root="$(mktemp -d)"

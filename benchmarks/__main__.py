@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from tests.servers import find_server
+from tools.servers.discovery import find_server
 
 from .contestants import CONTESTANTS, Settings
 from .report import table, write_chart, write_json

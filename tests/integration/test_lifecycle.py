@@ -26,7 +26,8 @@ from livermore_cache import (
     TickerCache,
     ValidationError,
 )
-from tests.helpers import EXCHANGE, SYMBOL, TIMEFRAME, USER, unified
+from tests.support.builders import unified
+from tests.support.constants import EXCHANGE, SYMBOL, TIMEFRAME, USER
 
 SYNC_CLASSES = [CandleCache, TickerCache, OrderbookCache, IndicatorCache]
 ASYNC_CLASSES = [AsyncCandleCache, AsyncTickerCache, AsyncOrderbookCache, AsyncIndicatorCache]

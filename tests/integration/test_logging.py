@@ -14,8 +14,9 @@ import redis
 import livermore_cache
 from livermore_cache import CandleCache, candle_close_channel, candle_key
 from livermore_cache.candles import encode_candle
-from tests.helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, unified
-from tests.servers import ServerProcess
+from tests.support.builders import unified
+from tests.support.constants import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER
+from tools.servers.process import ServerProcess
 
 Start = Callable[..., ServerProcess]
 KEY = candle_key(USER, EXCHANGE, SYMBOL, TIMEFRAME)

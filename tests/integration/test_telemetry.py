@@ -28,8 +28,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from livermore_cache import AsyncCandleCache, CandleCache, PartialWriteError, TickerCache, candle_key, telemetry
-from tests.helpers import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER, unified
-from tests.servers import ServerProcess
+from tests.support.builders import unified
+from tests.support.constants import EXCHANGE, MINUTE, SYMBOL, T0, TIMEFRAME, USER
+from tools.servers.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 _EXPORTER = InMemorySpanExporter()
@@ -183,7 +184,8 @@ def test_without_the_api_nothing_is_imported_and_the_cache_works(redis_url: str)
 
         sys.meta_path.insert(0, NoOpenTelemetry())
         from livermore_cache import CandleCache, telemetry
-        from tests.helpers import EXCHANGE, T0, USER, unified
+        from tests.support.builders import unified
+        from tests.support.constants import EXCHANGE, T0, USER
 
         assert telemetry.ENABLED is False
         with CandleCache.from_url({redis_url!r}) as cache:

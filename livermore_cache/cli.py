@@ -56,6 +56,8 @@ BATCH: Final = 200
 PAGE: Final = 10_000
 """Members read per ZRANGE of a series."""
 CONNECT_TIMEOUT_S: Final = 10.0
+PROGRESS_DELAY_S = 0.5
+"""Scans that end sooner show no progress."""
 
 _TIMEFRAMES: Final = [t.value for t in Timeframe]
 
@@ -155,7 +157,7 @@ class Progress:
         self.what = what
         self.count = 0
         self.enabled = _isatty(sys.stderr)
-        self._drawn = time.monotonic() + 0.4  # nothing drawn for a scan shorter than half a second
+        self._drawn = time.monotonic() + PROGRESS_DELAY_S - 0.1  # first drawn PROGRESS_DELAY_S after the start
         self._shown = False
 
     def add(self, n: int = 1) -> None:

@@ -690,6 +690,32 @@ def test_cluster_inspect_and_heal_scan_every_primary(cluster: ClusterProcess) ->
         client.close()
 
 
+def numpat(url: str) -> int:
+    with redis.Redis.from_url(url) as node:
+        return int(node.pubsub_numpat())
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_cluster_tail(cluster: ClusterProcess) -> None:
+    client: Any = redis.cluster.RedisCluster.from_url(cluster.url)
+    running = Tail(
+        [sys.executable, "-m", "livermore_cache", "--url", cluster.url, "--cluster", "tail", "closes", "--json"]
+    )
+    try:
+        # PUBLISH's reply counts the receivers of one node only: wait for the pattern on any node instead
+        deadline = time.monotonic() + 15
+        while sum(numpat(node.url) for node in cluster.live_nodes()) < 1:
+            assert time.monotonic() < deadline, "the tail never subscribed"
+            time.sleep(0.05)
+        CandleCache(client).publish_close(USER, EXCHANGE, unified(T0, 3))  # a Cluster delivers it from any node
+        assert json.loads(running.line())["key"] == KEY_A
+        assert running.interrupt() == (0, "")
+    finally:
+        running.kill()
+        client.close()
+
+
 def test_cluster_unreachable() -> None:
     url = f"redis://127.0.0.1:{free_port()}"
     assert_one_line_error(run(url, "inspect", cluster=True), 1, f"livermore-cache: cannot reach {url}: ")

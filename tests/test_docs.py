@@ -27,9 +27,8 @@ SETUP_SLACK_S = {"standalone": 30.0, "cluster": 90.0, "sentinel": 60.0}  # start
 
 
 def _param(block: Block) -> object:
+    """A cluster block forms six servers (a few seconds): ``slow`` and ``cluster``; a Sentinel block takes about one."""
     marks = [pytest.mark.slow, pytest.mark.cluster] if block.setup == "cluster" else []
-    if block.setup == "sentinel":
-        marks = [pytest.mark.slow]
     return pytest.param(block, id=block.id, marks=marks)
 
 
@@ -38,11 +37,11 @@ def namespace_unavailable() -> str | None:
     """None when ``unshare -n`` makes a network namespace here, else why not."""
     if shutil.which("unshare") is None:
         return "the docs blocks run in a network namespace of their own, and unshare (util-linux) is not on PATH"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, check=False)
+    probe = subprocess.run(["unshare", "-n", sys.executable, "-c", ""], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return (
-            "the docs blocks run in a network namespace of their own, which needs root (CAP_SYS_ADMIN): "
-            f"`unshare -n true` failed: {probe.stderr.strip()}"
+            "the docs blocks run in a network namespace of their own, which needs root (CAP_SYS_ADMIN), and "
+            f"`unshare -n` failed here: {probe.stderr.strip()}"
         )
     return None
 

@@ -38,7 +38,7 @@ from .candles import Candle
 from .errors import ValidationError
 from .events import CandleClose, IndicatorUpdate, SubscriptionState, TickerUpdate, ValueSubscriptionState
 from .health import find_gaps
-from .keys import candle_close_pattern, ticker_key
+from .keys import ticker_key
 from .limits import MAX_SAFE_INTEGER
 from .plans.values import INDICATORS, TICKERS
 from .scripts import Scripts
@@ -494,7 +494,8 @@ def subscribe(client: Any, kind: str, filters: Filters) -> Any:
         return IndicatorCache(client).subscribe_indicators(user, exchange, symbol, timeframe)
     state: Any
     if kind == "closes":
-        state = SubscriptionState(candle_close_pattern(user, exchange, symbol, timeframe), True)
+        # an operator's view across users or exchanges: the library's own subscriptions always take both ids
+        state = SubscriptionState("channel:" + filters.pattern("candle:close", timeframe=True), True)
     elif kind == "tickers":
         state = ValueSubscriptionState(
             TICKERS, TickerUpdate, "channel:" + filters.pattern("ticker", timeframe=False), True

@@ -36,8 +36,11 @@ from livermore_cache import (
     TickerCache,
     candle_key,
 )
-from tests.helpers import EXCHANGE, MINUTE, T0, USER, flush_cluster, unified, zmembers, zscored
-from tests.servers import ClusterProcess, free_port
+from tests.support.builders import unified
+from tests.support.constants import EXCHANGE, MINUTE, T0, USER
+from tests.support.stored import flush_cluster, zmembers, zscored
+from tools.servers.cluster import ClusterProcess
+from tools.servers.process import free_port
 
 DAY_S = 86_400
 KEY_A = candle_key(USER, EXCHANGE, "BTC-USD", "1m")

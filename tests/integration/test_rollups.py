@@ -141,7 +141,7 @@ def test_cascade_through_every_level(make_cache: Callable[..., Any], r: redis.Re
     same_prices(stored(r, "1h"), expected_rollups(r, "5m", "1h"))
     assert len(stored(r, "15m")) == 4
     [hour] = stored(r, "1h")
-    assert hour.sequence_num == 60, "a roll-up of roll-ups: the sum over the leaf sources"
+    assert hour.sequence_num == 60, "a roll-up of roll-ups: the sum over the leaf sources"  # type: ignore[attr-defined]
     same_prices([hour], aggregate_candles(batch, "1m", "1h"))  # the same numbers as straight from 1m here
     assert stored(r, "4h") == [], "incomplete periods store nothing"
     assert stored(r, "1d") == []

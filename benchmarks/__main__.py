@@ -64,6 +64,7 @@ TARGETS = {
     "round_trip_vs_zadd": 1.3,
     "throughput_vs_ceiling": 0.75,
     "client_cpu_vs_ceiling": 1.0,
+    "rollup_server_vs_lua_batch": 2.0,
 }
 FLOORS = {"throughput_vs_ceiling"}
 
@@ -142,6 +143,35 @@ def _target(name: str, text: str, ratio: float | None, measured: str) -> dict[st
     return {"name": name, "target": text, "measured": shown, "ratio": ratio, "limit": limit, "floor": floor, "met": met}
 
 
+def rollup_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """lua-batch-rollup's server and client time per source candle over lua-batch's, in the stream, from one run.
+
+    ``rollup_server_ratio`` and ``rollup_client_ratio`` at the fewest writers both ran (W=1
+    by default), ``rollup_ratios`` at each W; {} when either contestant did not run.
+    """
+    mine = {r["writers"]: r for r in rows if r["contestant"] == "lua-batch-rollup" and r["workload"] == "stream"}
+    base = {r["writers"]: r for r in rows if r["contestant"] == "lua-batch" and r["workload"] == "stream"}
+    common = [w for w in sorted(set(mine) & set(base)) if base[w]["server_us_per_candle"] > 0]
+    if not common:
+        return {}
+    per_w = {
+        w: {
+            "server": mine[w]["server_us_per_candle"] / base[w]["server_us_per_candle"],
+            "client": mine[w]["client_us_per_candle"] / base[w]["client_us_per_candle"]
+            if base[w]["client_us_per_candle"] > 0
+            else 0.0,
+        }
+        for w in common
+    }
+    ratios: dict[str, Any] = {
+        "rollup_server_ratio": per_w[common[0]]["server"],
+        "rollup_client_ratio": per_w[common[0]]["client"],
+        "rollup_writers": common[0],
+        "rollup_ratios": per_w,
+    }
+    return ratios
+
+
 def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue with the ratio measured in this run; ``met`` is None when its rows were not run."""
     rows = result["rows"]
@@ -206,6 +236,22 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = mine["client_us_per_candle"] / theirs["client_us_per_candle"]
         measured = f"W={mine['writers']}: {mine['client_us_per_candle']:.2f} / {theirs['client_us_per_candle']:.2f} us"
         targets.append(_target("client_cpu_vs_ceiling", text, ratio, measured))
+
+    rollup = rollup_ratios(rows)
+    text = (
+        f"lua-batch-rollup (5m -> 15m, 1h, 4h, 1d) server time per source candle vs lua-batch's "
+        f"(the stream, batch {batch})"
+    )
+    if rollup:
+        measured = "; ".join(
+            f"W={w}: server {q['server']:.2f}x, client {q['client']:.2f}x" for w, q in rollup["rollup_ratios"].items()
+        )
+        measured += f"; at W={rollup['rollup_writers']}"
+        targets.append(_target("rollup_server_vs_lua_batch", text, rollup["rollup_server_ratio"], measured))
+    else:
+        targets.append(
+            _target("rollup_server_vs_lua_batch", text, None, "needs lua-batch and lua-batch-rollup in the stream")
+        )
 
     library = [r for r in rows if r["contestant"].startswith("lua")]
     seed = [r for r in rows if r["contestant"] == "seed"]
@@ -390,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     result["targets"] = evaluate(result)
+    result.update(rollup_ratios(rows))
 
     print()
     print(table(rows))

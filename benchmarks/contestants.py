@@ -21,7 +21,7 @@ from redis.exceptions import WatchError
 
 from livermore_cache import AsyncCandleCache, CandleCache, Ticker, TickerCache, UnifiedCandle, candle_key, ticker_key
 
-from .workload import EXCHANGE_ID, TICKER_CONTESTANTS, USER_ID
+from .workload import EXCHANGE_ID, T0, TICKER_CONTESTANTS, USER_ID
 
 ENCODE = msgspec.json.Encoder().encode
 DECODE = msgspec.json.Decoder().decode
@@ -117,10 +117,14 @@ def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Setti
 
 
 def write_lua_batch(
-    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, publish_close: bool = False
+    client: redis.Redis,
+    candles: list[UnifiedCandle],
+    settings: Settings,
+    publish_close: bool = False,
+    rollups: dict[str, list[str]] | None = None,
 ) -> RunResult:
     """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
-    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles, rollups=rollups)
     result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
@@ -137,6 +141,25 @@ def write_lua_batch(
 def write_lua_publish(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """``lua-batch`` with ``publish_close=True``: every write that wins is announced inside the script."""
     return write_lua_batch(client, candles, settings, publish_close=True)
+
+
+ROLLUPS = {"5m": ["15m", "1h", "4h", "1d"]}
+"""What ``lua-batch-rollup`` keeps: the Node indicator service's higher timeframes, built from 5m candles."""
+ROLLUP_SOURCE = "5m"
+
+
+def as_rollup_source(candle: UnifiedCandle) -> UnifiedCandle:
+    """A feed candle as a 5m one: slot ``i`` of the 1m feed becomes the 5m candle ``T0 + i * 5 min``."""
+    return msgspec.structs.replace(candle, timestamp=rollup_time(candle.timestamp), timeframe=ROLLUP_SOURCE)
+
+
+def rollup_time(timestamp: int) -> int:
+    return T0 + (timestamp - T0) * 5
+
+
+def write_lua_batch_rollup(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+    """``lua-batch`` with roll-ups 5m -> 15m, 1h, 4h, 1d (the runner hands it the feed as 5m candles)."""
+    return write_lua_batch(client, candles, settings, rollups=ROLLUPS)
 
 
 def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
@@ -169,6 +192,7 @@ SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], R
     "ceiling": write_ceiling,
     "lua-publish": write_lua_publish,
     "lua-publish-10": write_lua_publish,
+    "lua-batch-rollup": write_lua_batch_rollup,
 }
 SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
@@ -256,9 +280,19 @@ async def write_async(
 ASYNC_CONTESTANTS = {"lua-async": False, "lua-batch-async": True}
 CONTESTANTS = (*SYNC_WRITERS, *ASYNC_CONTESTANTS, *TICKER_WRITERS)
 BATCHED = frozenset(
-    {"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch"}
+    {
+        "lua-batch",
+        "ceiling",
+        "lua-publish",
+        "lua-publish-10",
+        "lua-batch-async",
+        "ticker-if-newer-batch",
+        "lua-batch-rollup",
+    }
 )
 """Contestants that send ``batch_size`` updates per call; the others send one."""
+ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup"})
+"""Contestants that write the feed as 5m candles (``as_rollup_source``), with roll-ups."""
 UNVERSIONED = frozenset({"ceiling"})
 """Contestants that keep every update by design: their stale count measures nothing."""
 SERVER_COMMANDS = {

@@ -40,6 +40,7 @@ SHORT_TARGETS = {
     "round_trip_vs_zadd": "add_candle_if_newer\nround trip vs ZADD",
     "throughput_vs_ceiling": "throughput vs ceiling,\nworst W",
     "client_cpu_vs_ceiling": "client CPU vs ceiling",
+    "rollup_server_vs_lua_batch": "lua-batch-rollup server\ntime vs lua-batch",
 }
 
 SHORT_CHECKS = {

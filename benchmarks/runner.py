@@ -22,6 +22,8 @@ from .contestants import (
     ASYNC_CONTESTANTS,
     BATCHED,
     ENCODE,
+    ROLLUP_CONTESTANTS,
+    ROLLUP_SOURCE,
     SCRIPT_COMMANDS,
     SCRIPTED,
     SERVER_COMMANDS,
@@ -29,6 +31,8 @@ from .contestants import (
     SYNC_WRITERS,
     TICKER_WRITERS,
     Settings,
+    as_rollup_source,
+    rollup_time,
     write_async,
 )
 from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, Workload, deal, prefill_candles
@@ -211,14 +215,14 @@ def _percentile(sorted_values: list[int], fraction: float) -> float:
 
 
 def check_cache(
-    client: redis.Redis, symbols: list[str], highest: dict[tuple[str, int], int]
+    client: redis.Redis, symbols: list[str], highest: dict[tuple[str, int], int], timeframe: str = TIMEFRAME
 ) -> tuple[int, int, float, int]:
     """Stale timestamps, timestamps with several members, bytes per 1,000 members, members."""
     decode = msgspec.json.Decoder().decode
     stale = duplicates = members = 0
     memory = 0
     for symbol in symbols:
-        key = candle_key(USER_ID, EXCHANGE_ID, symbol, TIMEFRAME)
+        key = candle_key(USER_ID, EXCHANGE_ID, symbol, timeframe)
         held: dict[int, list[int | None]] = defaultdict(list)
         scored = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
         for member, score in scored:
@@ -279,6 +283,11 @@ def run(
         raise ValueError(f"{contestant} does not run the {workload.name} workload")
     barrier = context.Barrier(writers if sync else 1)
     queue = context.SimpleQueue()
+    timeframe = TIMEFRAME
+    if contestant in ROLLUP_CONTESTANTS:  # the same feed as 5m candles, converted before any clock starts
+        feed = [as_rollup_source(candle) for candle in cast(list[UnifiedCandle], feed)]
+        highest = {(s, rollup_time(t)): q for (s, t), q in cast(dict[tuple[str, int], int], highest).items()}
+        timeframe = ROLLUP_SOURCE
     shares: list[list[Any]] = deal(cast(list[Any], feed), writers)
     if sync:
         processes = [
@@ -329,7 +338,7 @@ def run(
         stale, duplicates, memory_per_1000, members = check_tickers(client, cast(dict[str, int], highest))
     else:
         stale, duplicates, memory_per_1000, members = check_cache(
-            client, symbols, cast(dict[tuple[str, int], int], highest)
+            client, symbols, cast(dict[tuple[str, int], int], highest), timeframe
         )
     client.close()
 

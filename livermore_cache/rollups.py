@@ -10,15 +10,33 @@ candle carries, derived from its sources' sequences.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Final, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
 
-from .candles import Candle
+import msgspec
+
+from .candles import Candle, UnifiedCandle, decode_candle, encode_candle
+from .engine import Command
 from .errors import ValidationError
+from .keys import candle_close_channel, candle_key
 from .limits import MAX_SAFE_INTEGER
+from .plans.candles import UNCONDITIONAL_MODE, VERSIONED_MODE, ScriptCall, WritePlan
 from .timeframes import check_timeframe, timeframe_ms
 
-__all__ = ["Rollup", "aggregate_candles", "derived_sequence", "validate_rollups"]
+__all__ = [
+    "MAX_ROLLUP_ROUNDS",
+    "Period",
+    "ReadCall",
+    "ReadPlan",
+    "Rollup",
+    "RollupRun",
+    "aggregate_candles",
+    "choose_sources",
+    "derived_sequence",
+    "rollup_candle",
+    "validate_rollups",
+]
 
 
 def _timeframe(field: str, value: object) -> str:
@@ -249,3 +267,321 @@ def derived_sequence(sequences: Iterable[int | None]) -> int | None:
     if unversioned:
         return None
     return min(total, MAX_SAFE_INTEGER)
+
+
+# == Roll-up runs: what a candle cache sends after a write of source candles (no I/O) ==========
+#
+# A ``RollupRun`` is the plan of the roll-ups that follow one write of source candles. The
+# facade drives it, round by round, through the same transport and write loop as every
+# other write:
+#
+#     run = RollupRun(edges, source_plan, source_results, ttl_seconds=..., max_candles=...)
+#     while (reads := run.source_reads()) is not None:      # rollup_sources.lua, per source key
+#         run.take_sources(reads, errors_of(reads))
+#         if (checks := run.target_reads()) is not None:    # only for unsequenced targets
+#             run.take_targets(checks, errors_of(checks))
+#         if (writes := run.target_writes()) is not None:   # versioned_write.lua, per target key
+#             run.take_writes(writes, results, errors)
+#
+# The rules (docs/rollups.md explains why they converge):
+#
+# - Which periods: every target period of every source candle of the batch whose series
+#   got a reply (written or not: a candle reported False may be one an earlier, failed
+#   attempt stored, and sending a batch again must repair its roll-ups).
+# - What is read: the period's stored members; per timestamp, the member with the highest
+#   sequence (members without one rank below; ties: the greatest bytes), so duplicates left
+#   by a non-atomic writer count once. A period holding fewer than ``factor`` members is
+#   not read at all (it cannot be complete).
+# - What is written: ``aggregate_candles`` of those candles (complete periods only), as a
+#   ``UnifiedCandle`` with the first source's exchange and ``derived_sequence`` of the
+#   sources' sequences, by the versioned script (newer wins). Without a derived sequence
+#   (some source has none), it is written unconditionally, unless the target already holds
+#   it byte for byte, and the period is read again afterwards: while the sources changed
+#   meanwhile, it is recomputed (convergence once writers stop). Without any
+#   ``UnifiedCandle`` source (all in the plain schema) the target is a plain ``Candle``.
+# - Cascade: a target candle that was computed and whose write got a reply (written or
+#   not) makes its own target periods due in the next round (5m -> 15m -> ...).
+
+
+MAX_ROLLUP_ROUNDS: Final = 64
+"""A run's read rounds at most; only a period whose unsequenced sources keep changing under
+its verification reads can use them up (a sequenced run needs one per cascade level)."""
+
+
+@dataclass(slots=True)
+class ReadCall:
+    """One call of ``rollup_sources.lua``: one key, and the periods to count (and read when they may be complete)."""
+
+    key: str
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)
+    """(lowest timestamp, highest timestamp, members that make the period worth reading), per period."""
+
+    def args(self) -> Command:
+        args: list[bytes] = []
+        for low, high, need in self.ranges:
+            args += (b"%d" % low, b"%d" % high, b"%d" % need)
+        return tuple(args)
+
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
+        """EVALSHA (or EVAL after NOSCRIPT); a read is the same in retry mode."""
+        if by_sha:
+            return ("EVALSHA", sha, 1, self.key, *self.args())
+        return ("EVAL", source, 1, self.key, *self.args())
+
+
+@dataclass(slots=True)
+class ReadPlan:
+    """A round of ``rollup_sources.lua`` calls, one per key, for the write loop (``engine.Plan``).
+
+    The write loop hands the replies to ``results`` (or ``partial_results``): they are kept
+    in ``replies``, one per call, None for a call that failed.
+    """
+
+    calls: list[ReadCall]
+    replies: list[Any] = field(default_factory=list)
+    items = "roll-up reads"
+
+    @property
+    def size(self) -> int:
+        """One result per call (a read has no items of its own)."""
+        return len(self.calls)
+
+    def results(self, replies: Sequence[Any]) -> list[bool]:
+        self.replies = list(replies)
+        return [True] * len(self.replies)
+
+    def partial_results(self, replies: Sequence[Any]) -> list[bool | None]:
+        self.replies = list(replies)
+        return [None if reply is None else True for reply in self.replies]
+
+    def members(self, index: int) -> tuple[list[int], list[bytes]] | None:
+        """Call ``index``'s reply: the count per range, and the members read; None if the call failed."""
+        reply = self.replies[index] if index < len(self.replies) else None
+        if reply is None:
+            return None
+        counts, members = reply
+        return [int(c) for c in counts], [m.encode() if isinstance(m, str) else bytes(m) for m in members]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One target period of one series: ``edge.target`` candle ``boundary`` of ``symbol``, from ``edge.source`` candles."""
+
+    symbol: str
+    edge: Rollup
+    boundary: int
+
+    @property
+    def last(self) -> int:
+        return self.boundary + timeframe_ms(self.edge.target) - 1
+
+
+def _rank(item: tuple[bytes, Candle]) -> tuple[int, bytes]:
+    sequence = getattr(item[1], "sequence_num", None)
+    return (-1 if sequence is None else sequence, item[0])
+
+
+def choose_sources(members: Iterable[tuple[bytes, Candle]]) -> list[tuple[bytes, Candle]]:
+    """One stored member per timestamp, ascending: the highest sequence (none ranks lowest), then the greatest bytes."""
+    chosen: dict[int, tuple[bytes, Candle]] = {}
+    for item in members:
+        stamp = item[1].timestamp
+        held = chosen.get(stamp)
+        if held is None or _rank(item) > _rank(held):
+            chosen[stamp] = item
+    return [chosen[stamp] for stamp in sorted(chosen)]
+
+
+def rollup_candle(symbol: str, edge: Rollup, sources: Sequence[Candle]) -> Candle | None:
+    """The ``edge.target`` candle of ``sources`` (one per timestamp, one period), or None for an incomplete period.
+
+    ``aggregate_candles`` of the sources, with the series' ``symbol``; a ``UnifiedCandle``
+    with the first versioned source's ``exchange`` and ``derived_sequence`` of the sources'
+    sequences (each taken at most 2**53 - 1: a wider one read from a Node member counts as
+    the cap), or a plain ``Candle`` when no source is a ``UnifiedCandle``.
+    """
+    aggregated = aggregate_candles(sources, edge.source, edge.target)
+    if len(aggregated) != 1:
+        return None
+    fields = {name: getattr(aggregated[0], name) for name in Candle.__struct_fields__}
+    fields["symbol"] = symbol
+    exchange = next((c.exchange for c in sources if isinstance(c, UnifiedCandle)), None)
+    if exchange is None:
+        return Candle(**fields)
+    sequences = [getattr(c, "sequence_num", None) for c in sources]
+    sequence = derived_sequence(None if s is None else min(s, MAX_SAFE_INTEGER) for s in sequences)
+    return UnifiedCandle(**fields, exchange=exchange, sequence_num=sequence)
+
+
+class RollupRun:
+    """The roll-ups after one write of source candles: reads and writes to send, round by round (see above)."""
+
+    def __init__(
+        self,
+        edges: Sequence[Rollup],
+        source_plan: WritePlan,
+        source_results: Sequence[bool | None],
+        *,
+        ttl_seconds: int | None,
+        max_candles: int,
+    ) -> None:
+        self.user_id, self.exchange_id = source_plan.user_id, source_plan.exchange_id
+        self.ttl_seconds, self.max_candles = ttl_seconds or 0, max_candles
+        self.publish_close = any(call.channel for call in source_plan.calls)
+        self.errors: dict[str, BaseException] = {}
+        """Per target key (or source key of a failed read), the error that stopped a roll-up."""
+        self.written: list[Candle] = []
+        """Every roll-up candle this run wrote (reported True), in the order written."""
+        self._edges: dict[str, list[Rollup]] = {}
+        for edge in edges:
+            self._edges.setdefault(edge.source, []).append(edge)
+        self._due: dict[Period, None] = {}
+        self._reading: list[list[Period]] = []
+        self._computed: dict[Period, Candle] = {}
+        self._checking: list[list[Period]] = []
+        self._states: dict[Period, tuple[bytes, ...]] = {}  # unsequenced periods: the members their candle came from
+        self._verify: set[Period] = set()
+        self._rounds = 0
+        for call in source_plan.calls:
+            for index, candle in enumerate(call.candles):
+                if source_results[call.positions[index]] is not None:
+                    self._make_due(candle.symbol, candle.timeframe, candle.timestamp)
+
+    def _make_due(self, symbol: str, timeframe: str, timestamp: int) -> None:
+        for edge in self._edges.get(timeframe, ()):
+            step = timeframe_ms(edge.target)
+            self._due[Period(symbol, edge, timestamp // step * step)] = None
+
+    def _key(self, symbol: str, timeframe: str) -> str:
+        return candle_key(self.user_id, self.exchange_id, symbol, timeframe)
+
+    # -- round 1: the sources of every due period ------------------------------------------
+
+    def source_reads(self) -> ReadPlan | None:
+        """The next round's source reads (one call per source key), or None when the run is over."""
+        if not self._due or self._rounds >= MAX_ROLLUP_ROUNDS:
+            return None
+        self._rounds += 1
+        by_key: dict[str, tuple[ReadCall, list[Period]]] = {}
+        for period in self._due:
+            key = self._key(period.symbol, period.edge.source)
+            call, periods = by_key.setdefault(key, (ReadCall(key), []))
+            call.ranges.append((period.boundary, period.last, period.edge.factor))
+            periods.append(period)
+        self._due = {}
+        self._reading = [periods for _, periods in by_key.values()]
+        self._computed = {}
+        return ReadPlan([call for call, _ in by_key.values()])
+
+    def take_sources(self, plan: ReadPlan, errors: Mapping[str, BaseException]) -> None:
+        """The round's replies: compute each complete period's target candle."""
+        for index, (call, periods) in enumerate(zip(plan.calls, self._reading, strict=True)):
+            reply = plan.members(index)
+            if reply is None:
+                for period in periods:
+                    self.errors[self._key(period.symbol, period.edge.target)] = errors[call.key]
+                continue
+            counts, raw = reply
+            try:
+                members = [(member, decode_candle(member, UnifiedCandle)) for member in raw]
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                refused = ValidationError(f"member of {call.key}", call.key, f"is not a valid candle ({error})")
+                for period in periods:
+                    self.errors[self._key(period.symbol, period.edge.target)] = refused
+                continue
+            for period, count in zip(periods, counts, strict=True):
+                if count < period.edge.factor:
+                    self._verify.discard(period)
+                    continue  # incomplete: nothing to store
+                inside = [m for m in members if period.boundary <= m[1].timestamp <= period.last]
+                chosen = choose_sources(inside)
+                if period in self._verify:
+                    self._verify.discard(period)
+                    state = tuple(sorted(member for member, _ in inside))
+                    if self._states.get(period) == state:
+                        continue  # verified: the sources are those the written candle came from
+                try:
+                    candle = rollup_candle(period.symbol, period.edge, [c for _, c in chosen])
+                except ValidationError as error:  # a volume sum beyond a double's range
+                    self.errors[self._key(period.symbol, period.edge.target)] = error
+                    continue
+                if candle is None:
+                    continue
+                if getattr(candle, "sequence_num", None) is None:
+                    self._states[period] = tuple(sorted(member for member, _ in inside))
+                self._computed[period] = candle
+
+    # -- round 2 (unsequenced only): what the targets hold -----------------------------------
+
+    def target_reads(self) -> ReadPlan | None:
+        """Reads of the target candles that have no sequence (to skip writing what is already held), or None."""
+        by_key: dict[str, tuple[ReadCall, list[Period]]] = {}
+        for period, candle in self._computed.items():
+            if getattr(candle, "sequence_num", None) is not None:
+                continue
+            key = self._key(period.symbol, period.edge.target)
+            call, periods = by_key.setdefault(key, (ReadCall(key), []))
+            call.ranges.append((period.boundary, period.boundary, 1))
+            periods.append(period)
+        if not by_key:
+            return None
+        self._checking = [periods for _, periods in by_key.values()]
+        return ReadPlan([call for call, _ in by_key.values()])
+
+    def take_targets(self, plan: ReadPlan, errors: Mapping[str, BaseException]) -> None:
+        """Drop each unsequenced candle its target holds byte for byte (alone at its timestamp)."""
+        for index, (call, periods) in enumerate(zip(plan.calls, self._checking, strict=True)):
+            reply = plan.members(index)
+            if reply is None:
+                for period in periods:
+                    self.errors[call.key] = errors[call.key]
+                    del self._computed[period]
+                continue
+            counts, held = reply  # per period, the members at its boundary; and those members
+            for period, count in zip(periods, counts, strict=True):
+                if count == 1 and encode_candle(self._computed[period]) in held:  # held, alone at its timestamp
+                    del self._computed[period]
+                    self._states.pop(period, None)
+                    self._cascade(period)  # computed, and held: its own targets are due as after a write
+        self._checking = []
+
+    # -- round 3: the target writes ----------------------------------------------------------
+
+    def target_writes(self) -> WritePlan | None:
+        """The versioned writes of the computed candles (one call per target key and mode), or None."""
+        if not self._computed:
+            return None
+        calls: dict[tuple[str, bytes], ScriptCall] = {}
+        for position, (period, candle) in enumerate(self._computed.items()):
+            sequenced = getattr(candle, "sequence_num", None) is not None
+            mode = VERSIONED_MODE if sequenced else UNCONDITIONAL_MODE
+            key = self._key(period.symbol, period.edge.target)
+            call = calls.get((key, mode))
+            if call is None:
+                channel = (
+                    candle_close_channel(self.user_id, self.exchange_id, period.symbol, period.edge.target)
+                    if self.publish_close
+                    else ""
+                )
+                call = calls[key, mode] = ScriptCall(key, mode, self.ttl_seconds, self.max_candles, channel)
+            call.candles.append(candle)
+            call.positions.append(position)
+        return WritePlan(list(calls.values()), len(self._computed), self.user_id, self.exchange_id)
+
+    def take_writes(self, plan: WritePlan, results: Sequence[bool | None], errors: Mapping[str, BaseException]) -> None:
+        """The writes' outcomes: cascade from each candle whose write got a reply; unsequenced ones are verified."""
+        for (period, candle), result in zip(self._computed.items(), results, strict=True):
+            if result is None:
+                key = self._key(period.symbol, period.edge.target)
+                self.errors[key] = errors[key]
+                continue
+            if result:
+                self.written.append(candle)
+            self._cascade(period)
+            if period in self._states and result:
+                self._verify.add(period)  # read its sources again: they may have changed since
+                self._due[period] = None
+        self._computed = {}
+
+    def _cascade(self, period: Period) -> None:
+        self._make_due(period.symbol, period.edge.target, period.boundary)

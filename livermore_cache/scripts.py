@@ -43,3 +43,4 @@ class Scripts:
         self.newer_wins = client.register_script(script_source("newer_wins"))
         self.series_timestamps = client.register_script(script_source("series_timestamps"))
         self.heal = client.register_script(script_source("heal"))
+        self.rollup_sources = client.register_script(script_source("rollup_sources"))

@@ -181,7 +181,8 @@ async def write(
         started=time.monotonic(),
     )
     op = telemetry.current()
-    if op is not None:
+    first = op is not None and op.items is None  # a later write of the same call (a roll-up) adds only its retries
+    if op is not None and first:
         op.items = plan.size
     after_failure = False
     try:
@@ -199,5 +200,6 @@ async def write(
     finally:
         if op is not None:
             op.retried_rounds += state.retried
-            op.command = "EVALSHA" if state.by_sha else "EVAL"
-    return results if op is None else op.results(results)
+            if first:
+                op.command = "EVALSHA" if state.by_sha else "EVAL"
+    return op.results(results) if op is not None and first else results

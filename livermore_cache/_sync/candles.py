@@ -7,18 +7,23 @@ the retry decisions from ``engine``, the sending from ``transport``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeVar, overload
 
 import redis
 import redis.cluster
+from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
 from livermore_cache.candles import Candle
+from livermore_cache.engine import AMBIGUOUS_ERRORS, Plan
+from livermore_cache.errors import PartialWriteError
 from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
+from livermore_cache.rollups import ReadPlan, RollupRun, validate_rollups
 
 from .lifecycle import Lifecycle
 from .subscriptions import CloseSubscription
@@ -38,6 +43,11 @@ class CandleCache(Lifecycle):
     a write that meets a timeout, a dropped connection or a busy server is sent
     again up to ``retries`` times (backoff from 50 ms to 500 ms), and no new
     attempt starts once ``retry_timeout_s`` have passed since the call began.
+
+    ``rollups`` maps a source timeframe to the timeframes built from it, such as
+    ``{"1m": ["5m"], "5m": ["15m", "1h", "4h", "1d"]}``: after every write of source
+    candles, each complete target period they belong to is recomputed from the stored
+    sources and written, newer wins, into its own series (see docs/rollups.md).
     """
 
     def __init__(
@@ -48,13 +58,21 @@ class CandleCache(Lifecycle):
         max_candles: int = 1000,
         retries: int = 20,
         retry_timeout_s: float = 10.0,
+        rollups: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         rounds = rounds_for(type(self).__name__, client)
         super().__init__(client, rounds, ttl_seconds=ttl_seconds, retries=retries, retry_timeout_s=retry_timeout_s)
         self.max_candles = candle_plans.check_max_candles(max_candles)
+        self.rollups = validate_rollups(rollups) if rollups is not None else ()
+        """The roll-up edges (``rollups.Rollup``), in computing order; () for none."""
 
     def _settings_repr(self) -> str:
-        return f"{super()._settings_repr()}, max_candles={self.max_candles}"
+        rollups: dict[str, list[str]] = {}
+        for edge in self.rollups:
+            rollups.setdefault(edge.source, []).append(edge.target)
+        return f"{super()._settings_repr()}, max_candles={self.max_candles}" + (
+            f", rollups={rollups}" if rollups else ""
+        )
 
     def _plan(
         self, user_id: int, exchange_id: int, candles: Iterable[Candle], *, versioned: bool, publish_close: bool = False
@@ -107,6 +125,8 @@ class CandleCache(Lifecycle):
     def _write(self, plan: candle_plans.WritePlan) -> list[bool]:
         if not plan.calls:
             return plan.results([])
+        if self.rollups:
+            return self._write_and_roll_up(plan)
         return write(
             plan,
             self._scripts.versioned_write,
@@ -114,6 +134,59 @@ class CandleCache(Lifecycle):
             retries=self.retries,
             retry_timeout_s=self.retry_timeout_s,
             stats=self.stats,
+        )
+
+    # roll-ups
+
+    def _write_and_roll_up(self, plan: candle_plans.WritePlan) -> list[bool]:
+        """Write the source candles, then their roll-ups (``rollups.RollupRun``), round by round.
+
+        The source results stay those of the source write. A roll-up that failed, like a
+        source series that failed, raises ``PartialWriteError``: its ``errors`` then also
+        name the target keys (roll-up series) that could not be computed or written.
+        """
+        failure: PartialWriteError | None = None
+        try:
+            results: list[bool | None] = list(self._send(plan, self._scripts.versioned_write))
+        except PartialWriteError as error:
+            failure, results = error, error.results
+        run = RollupRun(self.rollups, plan, results, ttl_seconds=self.ttl_seconds, max_candles=self.max_candles)
+        while (reads := run.source_reads()) is not None:
+            run.take_sources(reads, self._rollup_read(reads))
+            checks = run.target_reads()
+            if checks is not None:
+                run.take_targets(checks, self._rollup_read(checks))
+            writes = run.target_writes()
+            if writes is not None:
+                try:
+                    written: list[bool | None] = list(self._send(writes, self._scripts.versioned_write))
+                    run.take_writes(writes, written, {})
+                except PartialWriteError as error:
+                    run.take_writes(writes, error.results, error.errors)
+                except (RedisError, *AMBIGUOUS_ERRORS) as error:
+                    run.take_writes(writes, [None] * writes.size, {call.key: error for call in writes.calls})
+        if not run.errors:
+            if failure is not None:
+                raise failure
+            return [bool(result) for result in results]
+        errors = dict(failure.errors) if failure is not None else {}
+        errors.update(run.errors)
+        raise PartialWriteError(results, errors) from next(iter(run.errors.values()))
+
+    def _rollup_read(self, plan: ReadPlan) -> dict[str, BaseException]:
+        """Send a round of roll-up reads; the keys whose read failed, with the error (the replies are in ``plan``)."""
+        try:
+            self._send(plan, self._scripts.rollup_sources)
+        except PartialWriteError as error:
+            return dict(error.errors)
+        except (RedisError, *AMBIGUOUS_ERRORS) as error:
+            plan.replies = [None] * len(plan.calls)
+            return {call.key: error for call in plan.calls}
+        return {}
+
+    def _send(self, plan: Plan, script: Script) -> list[bool]:
+        return write(
+            plan, script, self._rounds, retries=self.retries, retry_timeout_s=self.retry_timeout_s, stats=self.stats
         )
 
     # reads

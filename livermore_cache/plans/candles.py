@@ -166,6 +166,9 @@ class WritePlan:
 
     calls: list[ScriptCall]
     size: int
+    user_id: int = 0
+    exchange_id: int = 0
+    """The ids the keys were made with (roll-ups make their target keys from them)."""
     items = "candles"
 
     def results(self, replies: Sequence[Sequence[int]]) -> list[bool]:
@@ -220,7 +223,7 @@ def plan_write(
             call = calls[series] = ScriptCall(key, mode, ttl_seconds or 0, max_candles, channel)
         call.candles.append(candle if versioned else as_plain_candle(candle))
         call.positions.append(position)
-    return WritePlan(list(calls.values()), position + 1)
+    return WritePlan(list(calls.values()), position + 1, user_id, exchange_id)
 
 
 @dataclass(frozen=True, slots=True)

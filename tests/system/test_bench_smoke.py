@@ -20,6 +20,7 @@ CONTESTANTS = [
     "lua-publish-10",
     "lua-async",
     "lua-batch-async",
+    "lua-batch-rollup",
 ]
 TICKER_CONTESTANTS = ["seed-ticker", "ticker-if-newer", "ticker-if-newer-batch"]
 WORKLOADS = {
@@ -28,7 +29,9 @@ WORKLOADS = {
     "batch-1000": ["lua-batch", "ceiling"],
     "ticker": TICKER_CONTESTANTS,
 }
-BATCHED = {"lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch"}
+BATCHED = {
+    "lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch", "lua-batch-rollup",
+}  # fmt: skip
 ROW_FIELDS = {
     "contestant", "writers", "workload", "batch_size", "prefilled", "writes_per_s", "p50_us", "p99_us", "stale",
     "duplicates", "retries", "server_us_per_candle", "client_us_per_candle", "members",
@@ -115,6 +118,8 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert targets[name]["ratio"] > 0, targets[name]
         assert isinstance(targets[name]["met"], bool)
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
+    assert result["rollup_server_ratio"] > 0
+    assert result["rollup_client_ratio"] > 0
     assert targets["library_correct"]["met"] is True
     assert targets["publish_complete"]["met"] is True
     ticker_target = targets["ticker_newer_wins"]

@@ -25,6 +25,7 @@ import redis
 
 from tools.servers.discovery import find_server
 
+from . import tracing
 from .contestants import CONTESTANTS, Settings
 from .report import table, write_chart, write_json
 from .runner import round_trips, run
@@ -107,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="an existing server (it is FLUSHED)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="where JSON and PNG go")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG")
+    parser.add_argument("--no-tracing", action="store_true", help="skip the tracing rows (benchmarks.tracing)")
     return parser.parse_args(argv)
 
 
@@ -397,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"({time.monotonic() - began:.1f}s)", flush=True)  # fmt: skip
         print("redis-benchmark ZADD ...", flush=True)
         benchmark_zadd = redis_benchmark_zadd(url)
+        traced = None
+        if not args.no_tracing:
+            print("tracing: client CPU with no OpenTelemetry API, the no-op tracer and the SDK ...", flush=True)
+            traced = tracing.measure(url, repeats=3, calls=1000 if args.mode == "quick" else 4000)
 
     result: dict[str, Any] = {
         "seed": seed,
@@ -435,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "rows": rows,
     }
+    if traced is not None:
+        result["tracing"] = {k: traced[k] for k in ("setups", "ratios", "repeats", "calls")}
     result["targets"] = evaluate(result)
     result.update(rollup_ratios(rows))
 
@@ -443,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"plain ZADD round trip {zadd_rtt:.1f} us; add_candle_if_newer {lua_rtt:.1f} us", end="")
     print(f"; redis-benchmark ZADD {benchmark_zadd:,.0f}/s" if benchmark_zadd else "")
+    if traced is not None:
+        print("\n".join(tracing.rows(traced)))
     print("targets:")
     for target in result["targets"]:
         status = {True: "met", False: "MISSED", None: "n/a"}[target["met"]]

@@ -7,12 +7,12 @@ the retry decisions from ``engine``, the sending from ``transport``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import redis.asyncio
 import redis.asyncio.cluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from livermore_cache import telemetry
 from livermore_cache._backends import aio as backend
@@ -274,8 +274,7 @@ class AsyncCandleCache(AsyncLifecycle):
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
-        telemetry.note("EVALSHA")
-        return decode(await self._scripts.series_timestamps(keys=[key], args=args))
+        return decode(await self._read_script(self._scripts.series_timestamps, key, args))
 
     @backend.operation
     async def find_gaps(
@@ -290,8 +289,20 @@ class AsyncCandleCache(AsyncLifecycle):
     async def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        return is_ready(decode(await self._read_script(self._scripts.series_timestamps, key, args)), timeframe, count)
+
+    async def _read_script(self, script: AsyncScript, key: str, args: tuple[object, ...]) -> Any:
+        """A read-only script call: EVALSHA, and EVAL when the server lost its script cache.
+
+        Never SCRIPT LOAD (what redis-py's ``Script`` sends): a least-privilege user
+        needs only EVALSHA and EVAL (see docs/deployment.md, "Access").
+        """
         telemetry.note("EVALSHA")
-        return is_ready(decode(await self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
+        try:
+            return await self.client.evalsha(script.sha, 1, key, *args)
+        except NoScriptError:
+            telemetry.note("EVAL")
+            return await self.client.eval(script.script, 1, key, *args)
 
     # pub/sub
 

@@ -8,12 +8,12 @@ the retry decisions from ``engine``, the sending from ``transport``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import redis
 import redis.cluster
 from redis.commands.core import Script
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
@@ -275,8 +275,7 @@ class CandleCache(Lifecycle):
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
-        telemetry.note("EVALSHA")
-        return decode(self._scripts.series_timestamps(keys=[key], args=args))
+        return decode(self._read_script(self._scripts.series_timestamps, key, args))
 
     @backend.operation
     def find_gaps(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int) -> list[Gap]:
@@ -289,8 +288,20 @@ class CandleCache(Lifecycle):
     def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
+        return is_ready(decode(self._read_script(self._scripts.series_timestamps, key, args)), timeframe, count)
+
+    def _read_script(self, script: Script, key: str, args: tuple[object, ...]) -> Any:
+        """A read-only script call: EVALSHA, and EVAL when the server lost its script cache.
+
+        Never SCRIPT LOAD (what redis-py's ``Script`` sends): a least-privilege user
+        needs only EVALSHA and EVAL (see docs/deployment.md, "Access").
+        """
         telemetry.note("EVALSHA")
-        return is_ready(decode(self._scripts.series_timestamps(keys=[key], args=args)), timeframe, count)
+        try:
+            return self.client.evalsha(script.sha, 1, key, *args)
+        except NoScriptError:
+            telemetry.note("EVAL")
+            return self.client.eval(script.script, 1, key, *args)
 
     # pub/sub
 

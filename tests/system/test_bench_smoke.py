@@ -120,6 +120,11 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
     assert result["rollup_server_ratio"] > 0
     assert result["rollup_client_ratio"] > 0
+    traced = result["tracing"]  # the tracing rows: client CPU with no API, the no-op tracer and the SDK
+    assert traced["setups"].keys() == {"none", "noop", "sdk"}
+    assert all(value > 0 for setup in traced["setups"].values() for value in setup.values())
+    assert traced["ratios"].keys() == {"noop", "sdk"}
+    assert "tracing (client CPU, medians of 3 interleaved runs)" in out
     assert targets["library_correct"]["met"] is True
     assert targets["publish_complete"]["met"] is True
     ticker_target = targets["ticker_newer_wins"]

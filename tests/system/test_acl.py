@@ -144,7 +144,7 @@ def _run_every_method(facade: Facade, kind: str, cache: Any, flush: Callable[[],
         flush()  # an empty script cache before every call
         result = call(cache)
         if name.startswith("subscribe_"):
-            subscription = result
+            subscription: Any = result
             if facade.is_async:
                 facade.loop.run_until_complete(subscription.start())
                 facade.loop.run_until_complete(subscription.aclose())

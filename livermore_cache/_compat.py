@@ -225,7 +225,7 @@ def bound_subscriber_connection(connection: Any, seconds: float) -> dict[str, An
     """
     saved = {name: getattr(connection, name) for name in _SUBSCRIBER_SETTINGS if hasattr(connection, name)}
     if "retry" in saved:
-        connection.retry = _NO_RETRY
+        connection.retry = _async_no_retry() if isinstance(saved["retry"], _async_retry_class()) else _NO_RETRY
     bound = max(seconds, 0.001)
     for name in ("socket_connect_timeout", "socket_timeout"):
         if name in saved:
@@ -250,3 +250,16 @@ def deregister_connect_callback(connection: Any, callback: Any) -> None:
     """``connection.deregister_connect_callback(callback)``, ignoring one that is not registered (any release)."""
     with contextlib.suppress(ValueError, AttributeError):
         connection.deregister_connect_callback(callback)
+
+
+def _async_retry_class() -> type:
+    import redis.asyncio.retry
+
+    return redis.asyncio.retry.Retry
+
+
+def _async_no_retry() -> Any:
+    """An asyncio connection's no-retry policy: ``redis.asyncio.retry.Retry`` (its ``call_with_retry`` awaits)."""
+    import redis.asyncio.retry
+
+    return redis.asyncio.retry.Retry(NoBackoff(), 0)

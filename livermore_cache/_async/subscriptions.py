@@ -122,6 +122,7 @@ class AsyncSubscription(Generic[EventT]):
         self._recovery = Recovery(timeout_s=reconnect_timeout_s)
         self._backfill_due = False
         self._unconfirmed = False
+        self._lost = False
         self._last_error: BaseException | None = None
         self._closed = False
         self._malformed_logged = 0
@@ -173,6 +174,7 @@ class AsyncSubscription(Generic[EventT]):
     def _on_reconnect(self, connection: Any) -> None:
         """redis-py's connect callback: the connection is back and the subscription was sent again."""
         self.state.reconnects += 1
+        self._lost = False
         self._unconfirmed = True
         self._backfill_due = self.state.backfill
         self._recovery.begin(time.monotonic())
@@ -226,6 +228,7 @@ class AsyncSubscription(Generic[EventT]):
         """One message, or None; a lost connection begins a recovery (redis-py's reconnect in it is bounded too)."""
         connection = self._pubsub.connection
         _compat.bound_subscriber_connection(connection, min(self._recovery.attempt_timeout_s, timeout))
+        reconnects = self.state.reconnects
         try:
             return cast(dict[str, Any] | None, await self._pubsub.get_message(timeout=timeout))
         except _LOST as error:
@@ -233,6 +236,7 @@ class AsyncSubscription(Generic[EventT]):
                 "subscriber of %s lost its connection (%s: %s)", self.state.pattern, type(error).__name__, error
             )
             self._last_error = error
+            self._lost = self.state.reconnects == reconnects  # else redis-py reconnected it within the read
             self._recovery.begin(time.monotonic())
             return None
 
@@ -259,12 +263,13 @@ class AsyncSubscription(Generic[EventT]):
         budget = recovery.budget(now, deadline)
         connection = self._pubsub.connection
         try:
-            if not _compat.is_connected(connection):
+            if self._lost or not _compat.is_connected(connection):
                 _compat.bound_subscriber_connection(connection, budget)
                 await connection.disconnect()
                 if self._closed:
                     return
                 await connection.connect()  # runs on_connect: resubscribe, then our _on_reconnect
+                self._lost = False
             if self._unconfirmed:
                 await self._confirm(time.monotonic() + budget)
             if self._backfill_due:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 
 from ._async.candles import AsyncCandleCache
-from ._async.subscriptions import AsyncCloseSubscription, AsyncIndicatorSubscription, AsyncTickerSubscription
+from ._async.subscriptions import (
+    AsyncCloseSubscription,
+    AsyncIndicatorSubscription,
+    AsyncOrderbookSubscription,
+    AsyncTickerSubscription,
+)
 from ._async.values import AsyncIndicatorCache, AsyncOrderbookCache, AsyncTickerCache
 from ._sync.candles import CandleCache
-from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, TickerSubscription
+from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, OrderbookSubscription, TickerSubscription
 from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
 from .candles import Candle, UnifiedCandle
 from .engine import WriteStats
 from .errors import CacheClosedError, PartialWriteError, ValidationError
-from .events import CandleClose, IndicatorUpdate, Series, TickerUpdate
+from .events import CandleClose, IndicatorUpdate, OrderbookUpdate, Series, TickerUpdate
 from .health import Gap, find_gaps, is_ready
 from .keys import (
     alert_channel,
@@ -26,6 +31,10 @@ from .keys import (
     indicator_key,
     orderbook_channel,
     orderbook_key,
+    parse_candle_close_channel,
+    parse_indicator_channel,
+    parse_orderbook_channel,
+    parse_ticker_channel,
     ticker_channel,
     ticker_channel_pattern,
     ticker_key,
@@ -46,6 +55,7 @@ __all__ = [
     "AsyncIndicatorCache",
     "AsyncIndicatorSubscription",
     "AsyncOrderbookCache",
+    "AsyncOrderbookSubscription",
     "AsyncTickerCache",
     "AsyncTickerSubscription",
     "CacheClosedError",
@@ -61,6 +71,8 @@ __all__ = [
     "Order",
     "Orderbook",
     "OrderbookCache",
+    "OrderbookSubscription",
+    "OrderbookUpdate",
     "PartialWriteError",
     "Series",
     "Ticker",
@@ -85,6 +97,10 @@ __all__ = [
     "is_ready",
     "orderbook_channel",
     "orderbook_key",
+    "parse_candle_close_channel",
+    "parse_indicator_channel",
+    "parse_orderbook_channel",
+    "parse_ticker_channel",
     "ticker_channel",
     "ticker_channel_pattern",
     "ticker_key",

@@ -29,7 +29,14 @@ API                               releases and differences
 ``ClusterNode.acquire_connection``asyncio 5.0+.
 ``ClusterNode.release``           asyncio 6.2+; before, the free list
                                   ``ClusterNode._free`` takes it back.
-``RedisCluster.pubsub``           asyncio 8.0+ only (sync 5.0+).
+``RedisCluster.pubsub``           asyncio 8.0+ only (sync 5.0+). Before 8.0 an
+                                  asyncio cluster subscribes through a plain
+                                  ``redis.asyncio.Redis`` of one node, made from
+``ClusterNode.connection_class``  asyncio 5.0+, and ``connection_kwargs``
+                                  (host and port included).
+``Connection.socket_timeout``     5.0+, sync and asyncio: a subscriber bounds
+``Connection.socket_connect_timeout`` its reconnect attempts with them (set on
+                                  its own connection, restored at close).
 ``Connection.register_connect_callback`` 5.0+, sync and asyncio.
 ``Redis.aclose``/``close``        asyncio ``aclose`` 5.0.1+ (``close`` before);
                                   sync ``close``. A ``from_url`` client owns its
@@ -45,6 +52,7 @@ API                               releases and differences
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any, Final
 
@@ -56,12 +64,16 @@ __all__ = [
     "ASYNC_CLUSTER_PUBSUB",
     "REDIS_PY_VERSION",
     "aclose_client",
+    "async_node_client",
     "async_release_node_connection",
+    "bound_subscriber_connection",
     "close_client",
     "connect_once",
     "connection_from_pool",
+    "deregister_connect_callback",
     "is_connected",
     "private_connection",
+    "restore_subscriber_connection",
     "server_address",
     "single_connection",
 ]
@@ -197,3 +209,57 @@ async def aclose_client(client: Any) -> None:
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         await pool.disconnect()
+
+
+_SUBSCRIBER_SETTINGS: Final = ("retry", "socket_connect_timeout", "socket_timeout")
+
+
+def bound_subscriber_connection(connection: Any, seconds: float) -> dict[str, Any]:
+    """Bound what redis-py's reconnect of a subscriber's connection may take; returns the settings replaced.
+
+    redis-py reconnects a pub/sub connection inside ``get_message`` with its own
+    retry policy and the client's timeouts (None: unbounded, against a paused
+    server). Here it tries once, within ``seconds`` for the TCP connect and for
+    each handshake read. Reads of messages pass their own timeout, so this
+    changes nothing else. ``restore_subscriber_connection`` puts the settings back.
+    """
+    saved = {name: getattr(connection, name) for name in _SUBSCRIBER_SETTINGS if hasattr(connection, name)}
+    if "retry" in saved:
+        connection.retry = _async_no_retry() if isinstance(saved["retry"], _async_retry_class()) else _NO_RETRY
+    bound = max(seconds, 0.001)
+    for name in ("socket_connect_timeout", "socket_timeout"):
+        if name in saved:
+            setattr(connection, name, bound)
+    return saved
+
+
+def restore_subscriber_connection(connection: Any, saved: dict[str, Any]) -> None:
+    for name, value in saved.items():
+        setattr(connection, name, value)
+
+
+def async_node_client(node: Any) -> Any:
+    """A ``redis.asyncio.Redis`` of one asyncio cluster node, with the node's connection settings."""
+    import redis.asyncio
+
+    pool = redis.asyncio.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+def deregister_connect_callback(connection: Any, callback: Any) -> None:
+    """``connection.deregister_connect_callback(callback)``, ignoring one that is not registered (any release)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        connection.deregister_connect_callback(callback)
+
+
+def _async_retry_class() -> type:
+    import redis.asyncio.retry
+
+    return redis.asyncio.retry.Retry
+
+
+def _async_no_retry() -> Any:
+    """An asyncio connection's no-retry policy: ``redis.asyncio.retry.Retry`` (its ``call_with_retry`` awaits)."""
+    import redis.asyncio.retry
+
+    return redis.asyncio.retry.Retry(NoBackoff(), 0)

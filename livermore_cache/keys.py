@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from .errors import ValidationError
 from .limits import MAX_SAFE_INTEGER
@@ -34,6 +34,10 @@ __all__ = [
     "js_string",
     "orderbook_channel",
     "orderbook_key",
+    "parse_candle_close_channel",
+    "parse_indicator_channel",
+    "parse_orderbook_channel",
+    "parse_ticker_channel",
     "ticker_channel",
     "ticker_channel_pattern",
     "ticker_key",
@@ -258,3 +262,56 @@ def indicator_channel_pattern(
 def alert_channel(user_id: int) -> str:
     """``channel:alerts:{user}``."""
     return f"channel:alerts:{_id('user_id', user_id)}"
+
+
+# ---- channel parsers: a channel back into its parts, by the builders' own rules -------------------
+
+_ID_TEXT: Final = re.compile(r"0|[1-9][0-9]{0,15}")
+"""An id as a builder renders it: no sign, no leading zero, ASCII digits only (at most 16: 2**53 - 1 has 16)."""
+
+
+def _parse(channel: str | bytes, prefix: str, count: int, build: Callable[..., str]) -> tuple[Any, ...] | None:
+    """The parts of ``channel`` when ``build(*parts)`` gives back exactly ``channel``, else None (never raises).
+
+    So a channel parses only when the builder would make it from those parts: the
+    same id range, the same refused characters, the same timeframes. A backslash
+    (a glob escape in patterns) is refused here too, whatever the builders accept.
+    """
+    if isinstance(channel, bytes | bytearray):
+        try:
+            channel = bytes(channel).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(channel, str) or not channel.startswith(prefix):
+        return None
+    parts = channel[len(prefix) :].split(":")
+    if len(parts) != count or not _ID_TEXT.fullmatch(parts[0]) or not _ID_TEXT.fullmatch(parts[1]):
+        return None
+    if any("\\" in part for part in parts[2:]):
+        return None
+    values = (int(parts[0]), int(parts[1]), *parts[2:])
+    try:
+        rebuilt = build(*values)
+    except (ValidationError, UnicodeError):
+        return None
+    return values if rebuilt == channel else None
+
+
+def parse_candle_close_channel(channel: str | bytes) -> tuple[int, int, str, str] | None:
+    """``(user_id, exchange_id, symbol, timeframe)`` of a ``candle_close_channel``, or None if it is not one."""
+    return _parse(channel, "channel:candle:close:", 4, candle_close_channel)
+
+
+def parse_ticker_channel(channel: str | bytes) -> tuple[int, int, str] | None:
+    """``(user_id, exchange_id, symbol)`` of a ``ticker_channel``, or None if it is not one."""
+    return _parse(channel, "channel:ticker:", 3, ticker_channel)
+
+
+def parse_orderbook_channel(channel: str | bytes) -> tuple[int, int, str] | None:
+    """``(user_id, exchange_id, symbol)`` of an ``orderbook_channel``, or None if it is not one."""
+    return _parse(channel, "channel:orderbook:", 3, orderbook_channel)
+
+
+def parse_indicator_channel(channel: str | bytes) -> tuple[int, int, str, str, str] | None:
+    """``(user_id, exchange_id, symbol, timeframe, type)`` of an ``indicator_channel``, or None if it is not one."""
+    return _parse(channel, "channel:indicator:", 5, indicator_channel)

@@ -19,6 +19,7 @@ from livermore_cache._backends import aio as backend
 from livermore_cache.candles import Candle
 from livermore_cache.engine import AMBIGUOUS_ERRORS, Plan
 from livermore_cache.errors import PartialWriteError
+from livermore_cache.events import MAX_TRACKED_SERIES, RECONNECT_TIMEOUT_S
 from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
@@ -325,14 +326,28 @@ class AsyncCandleCache(AsyncLifecycle):
         timeframe: str | None = None,
         *,
         backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
     ) -> AsyncCloseSubscription:
         """``CandleClose`` events; a symbol or timeframe left out subscribes by pattern.
 
         The sync facade returns it subscribed; the asyncio one subscribes it on
-        ``start()``, on entering its context block, or on the first read.
+        ``start()``, on entering its context block, or on the first read. A
+        subscriber that stays disconnected raises after ``reconnect_timeout_s``;
+        at most ``max_tracked_series`` series are tracked for backfill (see
+        ``AsyncSubscription`` and docs/subscriptions-reliability.md).
         """
         backend.check_pubsub(self.client)
-        subscription = AsyncCloseSubscription(self.client, user_id, exchange_id, symbol, timeframe, backfill=backfill)
+        subscription = AsyncCloseSubscription(
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            timeframe,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
+        )
         return backend.subscribed(self._adopt(subscription))
 
     async def _run(self, query: candle_plans.Query[ResultT]) -> ResultT:

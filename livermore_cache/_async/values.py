@@ -18,6 +18,7 @@ import redis.asyncio.cluster
 
 from livermore_cache import telemetry
 from livermore_cache._backends import aio as backend
+from livermore_cache.events import MAX_TRACKED_SERIES, RECONNECT_TIMEOUT_S
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
 from livermore_cache.plans.values import (
     DEFAULT_TTL,
@@ -34,7 +35,7 @@ from livermore_cache.plans.values import (
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
 from .lifecycle import AsyncLifecycle
-from .subscriptions import AsyncIndicatorSubscription, AsyncTickerSubscription
+from .subscriptions import AsyncIndicatorSubscription, AsyncOrderbookSubscription, AsyncTickerSubscription
 from .transport import rounds_for, write
 
 __all__ = ["AsyncIndicatorCache", "AsyncOrderbookCache", "AsyncTickerCache"]
@@ -168,13 +169,30 @@ class AsyncTickerCache(AsyncValueCache[Ticker]):
 
     @backend.operation
     def subscribe_tickers(
-        self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        *,
+        backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
     ) -> AsyncTickerSubscription:
-        """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
+        """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE).
+
+        Bounds: see ``AsyncSubscription`` and docs/subscriptions-reliability.md.
+        """
         backend.check_pubsub(self.client)
-        return backend.subscribed(
-            self._adopt(AsyncTickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        subscription = AsyncTickerSubscription(
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
         )
+        return backend.subscribed(self._adopt(subscription))
 
 
 class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
@@ -224,6 +242,35 @@ class AsyncOrderbookCache(AsyncValueCache[Orderbook]):
     @backend.operation
     async def has_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return await self._has(orderbook_key(user_id, exchange_id, symbol))
+
+    @backend.operation
+    def subscribe_orderbooks(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        *,
+        backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
+    ) -> AsyncOrderbookSubscription:
+        """``OrderbookUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE).
+
+        Channel ``channel:orderbook:{user}:{exchange}:{symbol}``; backfill reads
+        the orderbook key. Bounds: see ``AsyncSubscription`` and
+        docs/subscriptions-reliability.md.
+        """
+        backend.check_pubsub(self.client)
+        subscription = AsyncOrderbookSubscription(
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
+        )
+        return backend.subscribed(self._adopt(subscription))
 
 
 class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
@@ -330,10 +377,23 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         type: str | None = None,  # noqa: A002
         *,
         backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
     ) -> AsyncIndicatorSubscription:
-        """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE)."""
+        """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE).
+
+        Bounds: see ``AsyncSubscription`` and docs/subscriptions-reliability.md.
+        """
         backend.check_pubsub(self.client)
         subscription = AsyncIndicatorSubscription(
-            self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            timeframe,
+            type,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
         )
         return backend.subscribed(self._adopt(subscription))

@@ -34,6 +34,7 @@ __all__ = [
     "holding",
     "node_connection",
     "operation",
+    "pubsub_client",
     "ready",
     "release_node_connection",
     "sleep",
@@ -77,13 +78,21 @@ async def release_node_connection(node: Any, connection: Any) -> None:
 
 
 def check_pubsub(client: Any) -> None:
-    """Refuse a subscription that this redis-py cannot make: pub/sub on an asyncio cluster client needs 8.0."""
+    """Every client can subscribe: an asyncio cluster client before redis-py 8.0 through one node (``pubsub_client``)."""
+
+
+async def pubsub_client(client: Any) -> tuple[Any, bool]:
+    """The client to subscribe through, and whether the subscription made it (and so closes it).
+
+    redis-py before 8.0 has no pub/sub on ``redis.asyncio.cluster.RedisCluster``.
+    Classic pub/sub on a cluster reaches every node (a PUBLISH on any node is
+    delivered to subscribers of every node), so a plain ``redis.asyncio.Redis``
+    of one node, with the node's connection settings, serves.
+    """
     if isinstance(client, CLUSTER_TYPES) and not _compat.ASYNC_CLUSTER_PUBSUB:
-        raise RuntimeError(
-            "subscribing through redis.asyncio.cluster.RedisCluster needs redis-py 8.0 or newer "
-            f"(this is {'.'.join(map(str, _compat.REDIS_PY_VERSION))}); subscribe through the sync "
-            "redis.cluster.RedisCluster, or a redis.asyncio.Redis client of one cluster node"
-        )
+        await client.initialize()
+        return _compat.async_node_client(client.get_default_node() or client.get_random_node()), True
+    return client, False
 
 
 def subscribed(subscription: SubscriptionT) -> SubscriptionT:

@@ -26,6 +26,7 @@ __all__ = [
     "holding",
     "node_connection",
     "operation",
+    "pubsub_client",
     "ready",
     "release_node_connection",
     "sleep",
@@ -69,6 +70,11 @@ def release_node_connection(node: Any, connection: Any) -> None:
 
 def check_pubsub(client: Any) -> None:
     """Every sync client of the supported redis-py releases can subscribe."""
+
+
+def pubsub_client(client: Any) -> tuple[Any, bool]:
+    """The client to subscribe through (the client itself: every sync client has ``pubsub``), and False: not made here."""
+    return client, False
 
 
 def subscribed(subscription: SubscriptionT) -> SubscriptionT:

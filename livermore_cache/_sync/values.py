@@ -19,6 +19,7 @@ import redis.cluster
 
 from livermore_cache import telemetry
 from livermore_cache._backends import sync as backend
+from livermore_cache.events import MAX_TRACKED_SERIES, RECONNECT_TIMEOUT_S
 from livermore_cache.keys import check_ids, indicator_key, orderbook_key, ticker_key
 from livermore_cache.plans.values import (
     DEFAULT_TTL,
@@ -35,7 +36,7 @@ from livermore_cache.plans.values import (
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
 from .lifecycle import Lifecycle
-from .subscriptions import IndicatorSubscription, TickerSubscription
+from .subscriptions import IndicatorSubscription, OrderbookSubscription, TickerSubscription
 from .transport import rounds_for, write
 
 __all__ = ["IndicatorCache", "OrderbookCache", "TickerCache"]
@@ -165,13 +166,30 @@ class TickerCache(ValueCache[Ticker]):
 
     @backend.operation
     def subscribe_tickers(
-        self, user_id: int, exchange_id: int, symbol: str | None = None, *, backfill: bool = True
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        *,
+        backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
     ) -> TickerSubscription:
-        """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE)."""
+        """``TickerUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE).
+
+        Bounds: see ``AsyncSubscription`` and docs/subscriptions-reliability.md.
+        """
         backend.check_pubsub(self.client)
-        return backend.subscribed(
-            self._adopt(TickerSubscription(self.client, user_id, exchange_id, symbol, backfill=backfill))
+        subscription = TickerSubscription(
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
         )
+        return backend.subscribed(self._adopt(subscription))
 
 
 class OrderbookCache(ValueCache[Orderbook]):
@@ -221,6 +239,35 @@ class OrderbookCache(ValueCache[Orderbook]):
     @backend.operation
     def has_orderbook(self, user_id: int, exchange_id: int, symbol: str) -> bool:
         return self._has(orderbook_key(user_id, exchange_id, symbol))
+
+    @backend.operation
+    def subscribe_orderbooks(
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str | None = None,
+        *,
+        backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
+    ) -> OrderbookSubscription:
+        """``OrderbookUpdate`` events of one symbol, or of all (``symbol=None``: PSUBSCRIBE).
+
+        Channel ``channel:orderbook:{user}:{exchange}:{symbol}``; backfill reads
+        the orderbook key. Bounds: see ``AsyncSubscription`` and
+        docs/subscriptions-reliability.md.
+        """
+        backend.check_pubsub(self.client)
+        subscription = OrderbookSubscription(
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
+        )
+        return backend.subscribed(self._adopt(subscription))
 
 
 class IndicatorCache(ValueCache[IndicatorValue]):
@@ -327,10 +374,23 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         type: str | None = None,  # noqa: A002
         *,
         backfill: bool = True,
+        reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,
+        max_tracked_series: int = MAX_TRACKED_SERIES,
     ) -> IndicatorSubscription:
-        """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE)."""
+        """``IndicatorUpdate`` events; each of symbol, timeframe and type left out becomes ``*`` (PSUBSCRIBE).
+
+        Bounds: see ``AsyncSubscription`` and docs/subscriptions-reliability.md.
+        """
         backend.check_pubsub(self.client)
         subscription = IndicatorSubscription(
-            self.client, user_id, exchange_id, symbol, timeframe, type, backfill=backfill
+            self.client,
+            user_id,
+            exchange_id,
+            symbol,
+            timeframe,
+            type,
+            backfill=backfill,
+            reconnect_timeout_s=reconnect_timeout_s,
+            max_tracked_series=max_tracked_series,
         )
         return backend.subscribed(self._adopt(subscription))

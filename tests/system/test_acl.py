@@ -23,6 +23,7 @@ from livermore_cache import (
     TickerCache,
     candle_close_pattern,
     indicator_channel_pattern,
+    orderbook_channel_pattern,
     ticker_channel_pattern,
 )
 from tests.support.builders import indicator, orderbook, ticker, unified
@@ -91,6 +92,7 @@ def _calls(kind: str) -> dict[str, Callable[[Any], object]]:
             "get_orderbooks": lambda c: c.get_orderbooks(USER, EXCHANGE, [SYMBOL]),
             "publish_update": lambda c: c.publish_update(USER, EXCHANGE, orderbook()),
             "has_orderbook": lambda c: c.has_orderbook(USER, EXCHANGE, SYMBOL),
+            "subscribe_orderbooks": lambda c: c.subscribe_orderbooks(USER, EXCHANGE),
             "delete_orderbook": lambda c: c.delete_orderbook(USER, EXCHANGE, SYMBOL),
         }
     value = indicator()
@@ -119,6 +121,7 @@ CLASSES: dict[str, type[Any]] = {
 PATTERNS = {
     "candle": candle_close_pattern(USER, EXCHANGE),
     "ticker": ticker_channel_pattern(USER, EXCHANGE)[0],
+    "orderbook": orderbook_channel_pattern(USER, EXCHANGE)[0],
     "indicator": indicator_channel_pattern(USER, EXCHANGE)[0],
 }
 

@@ -13,7 +13,7 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from livermore_cache import CandleCache, UnifiedCandle, _compat, candle_key, timeframe_ms
+from livermore_cache import CandleCache, UnifiedCandle, candle_key, timeframe_ms
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import AsyncAsSync, Facade
@@ -104,11 +104,7 @@ def test_close_events_on_a_cluster(cluster: ClusterProcess) -> None:
 
 
 def test_subscribing_through_the_cluster_client(cluster_cache: Any) -> None:
-    """subscribe_closes on a RedisCluster facade (ClusterPubSub), sync and asyncio (asyncio: redis-py 8.0+)."""
-    if isinstance(cluster_cache, AsyncAsSync) and not _compat.ASYNC_CLUSTER_PUBSUB:
-        with pytest.raises(RuntimeError, match=r"needs redis-py 8\.0 or newer"):
-            cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
-        return
+    """subscribe_closes on a RedisCluster facade, sync and asyncio (asyncio before redis-py 8.0: through one node)."""
     subscription = cluster_cache.subscribe_closes(USER, EXCHANGE, timeframe="5m")
     if hasattr(subscription, "aclose"):  # the asyncio subscription
         subscription = AsyncAsSync(subscription, cluster_cache.loop)

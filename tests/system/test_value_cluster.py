@@ -29,7 +29,6 @@ from livermore_cache import (
     orderbook_key,
     ticker_key,
 )
-from livermore_cache._compat import ASYNC_CLUSTER_PUBSUB
 from livermore_cache.values import encode_ticker
 from tests.support.builders import indicator, orderbook, ticker
 from tests.support.constants import EXCHANGE, T0, USER
@@ -199,13 +198,9 @@ def test_subscribers_on_any_node_receive_the_published_updates(
 
 @pytest.mark.parametrize("symbol", [None, SYMBOLS[4]])
 def test_subscribing_through_the_cluster_client(on_cluster: Callable[[str], Any], symbol: str | None) -> None:
-    """subscribe_tickers on the cluster facade itself: sync always; asyncio where redis-py has it (8.0+)."""
+    """subscribe_tickers on the cluster facade itself, sync and asyncio (asyncio before redis-py 8.0: through one node)."""
     cache = on_cluster("ticker")
     is_async = isinstance(cache, AsyncAsSync)
-    if is_async and not ASYNC_CLUSTER_PUBSUB:
-        with pytest.raises(RuntimeError, match=r"redis-py 8\.0"):
-            cache.subscribe_tickers(USER, EXCHANGE, symbol)
-        return
     subscription = cache.subscribe_tickers(USER, EXCHANGE, symbol)
     if is_async:
         subscription = AsyncAsSync(subscription, cache.loop)

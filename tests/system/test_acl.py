@@ -23,7 +23,6 @@ from livermore_cache import (
     TickerCache,
     candle_close_pattern,
     indicator_channel_pattern,
-    orderbook_channel_pattern,
     ticker_channel_pattern,
 )
 from tests.support.builders import indicator, orderbook, ticker, unified
@@ -121,7 +120,7 @@ CLASSES: dict[str, type[Any]] = {
 PATTERNS = {
     "candle": candle_close_pattern(USER, EXCHANGE),
     "ticker": ticker_channel_pattern(USER, EXCHANGE)[0],
-    "orderbook": orderbook_channel_pattern(USER, EXCHANGE)[0],
+    "orderbook": f"channel:orderbook:{USER}:{EXCHANGE}:*",
     "indicator": indicator_channel_pattern(USER, EXCHANGE)[0],
 }
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -42,7 +42,7 @@ from .keys import ticker_key
 from .limits import MAX_SAFE_INTEGER
 from .plans.values import INDICATORS, TICKERS
 from .scripts import Scripts
-from .timeframes import TIMEFRAME_VALUES, Timeframe
+from .timeframes import TIMEFRAME_VALUES, Timeframe, TimeframeLike
 from .values import decode_indicator, decode_orderbook, decode_ticker
 
 __all__ = ["cli", "main"]
@@ -485,7 +485,8 @@ def event_line(event: Any) -> str:
 
 def subscribe(client: Any, kind: str, filters: Filters) -> Any:
     """The library's subscription for ``kind``; when ``--user`` or ``--exchange`` is left out, a pattern over all."""
-    user, exchange, symbol, timeframe = filters.user, filters.exchange, filters.symbol, filters.timeframe
+    user, exchange, symbol = filters.user, filters.exchange, filters.symbol
+    timeframe = cast(TimeframeLike | None, filters.timeframe)  # checked against Timeframe when parsed
     if user is not None and exchange is not None:
         if kind == "closes":
             return CandleCache(client).subscribe_closes(user, exchange, symbol, timeframe)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar, cast
 
 import msgspec
 
@@ -30,6 +30,7 @@ from .keys import (
     ticker_channel_pattern,
 )
 from .plans.values import Kind
+from .timeframes import TimeframeName
 from .values import IndicatorValue, Orderbook, Ticker
 
 __all__ = [
@@ -83,7 +84,7 @@ class Series(NamedTuple):
     user_id: int
     exchange_id: int
     symbol: str
-    timeframe: str
+    timeframe: TimeframeName
 
     @property
     def key(self) -> str:
@@ -108,7 +109,10 @@ class CandleClose:
 def parse_close_channel(channel: bytes | str) -> Series | None:
     """The series of a ``candle_close_channel``, or None if the channel is not one the key builders would make."""
     parts = parse_candle_close_channel(channel)
-    return None if parts is None else Series(*parts)
+    if parts is None:
+        return None
+    user_id, exchange_id, symbol, timeframe = parts
+    return Series(user_id, exchange_id, symbol, cast(TimeframeName, timeframe))  # parsed by the key builders' rules
 
 
 def event_candle(payload: object) -> Candle | None:

@@ -9,12 +9,20 @@ every timeframe, and Unix time has no leap seconds).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 from .errors import ValidationError
 from .limits import MAX_SAFE_INTEGER
 
-__all__ = ["TIMEFRAME_VALUES", "Timeframe", "candle_open_time", "check_timeframe", "timeframe_ms"]
+__all__ = [
+    "TIMEFRAME_VALUES",
+    "Timeframe",
+    "TimeframeLike",
+    "TimeframeName",
+    "candle_open_time",
+    "check_timeframe",
+    "timeframe_ms",
+]
 
 
 class Timeframe(StrEnum):
@@ -30,6 +38,12 @@ class Timeframe(StrEnum):
     H6 = "6h"
     D1 = "1d"
 
+
+TimeframeName: TypeAlias = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "1d"]
+"""A timeframe spelled as a string: what a type checker accepts where a ``Timeframe`` is asked for."""
+
+TimeframeLike: TypeAlias = Timeframe | TimeframeName
+"""The type of every ``timeframe`` parameter: a ``Timeframe`` member or its string (``"60m"`` is a type error)."""
 
 TIMEFRAME_VALUES: Final = frozenset(t.value for t in Timeframe)
 """Every timeframe's string value."""

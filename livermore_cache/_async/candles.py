@@ -24,6 +24,7 @@ from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
 from livermore_cache.rollups import ReadPlan, RollupRun, validate_rollups
+from livermore_cache.timeframes import TimeframeLike
 
 from .lifecycle import AsyncLifecycle
 from .subscriptions import AsyncCloseSubscription
@@ -193,77 +194,99 @@ class AsyncCandleCache(AsyncLifecycle):
 
     @overload
     async def get_recent_candles(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, count: int = ...
     ) -> list[Candle]: ...
     @overload
     async def get_recent_candles(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
-    ) -> list[CandleT]: ...
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: TimeframeLike,
+        count: int = ...,
+        *,
+        model: type[CandleT],
+    ) -> list[CandleT | Candle]: ...
     @backend.operation
     async def get_recent_candles(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         count: int = 100,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> list[CandleT]:
-        """The newest ``count`` candles of the series, ascending by timestamp."""
+    ) -> list[CandleT | Candle]:
+        """The newest ``count`` candles of the series, ascending by timestamp.
+
+        Asked for ``model=UnifiedCandle``, a member in the plain Candle schema (written by
+        ``add_candle`` or the Node service's ``addCandle``) comes back as a ``Candle``: the
+        return type says so.
+        """
         return await self._run(candle_plans.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))
 
     @overload
     async def get_candles_in_range(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
     ) -> list[Candle]: ...
     @overload
     async def get_candles_in_range(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
-    ) -> list[CandleT]: ...
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: TimeframeLike,
+        start: int,
+        end: int,
+        *,
+        model: type[CandleT],
+    ) -> list[CandleT | Candle]: ...
     @backend.operation
     async def get_candles_in_range(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         start: int,
         end: int,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> list[CandleT]:
+    ) -> list[CandleT | Candle]:
         """Candles with ``start <= timestamp <= end`` (ms), ascending."""
         return await self._run(
             candle_plans.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model)
         )
 
     @overload
-    async def get_latest_candle(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Candle | None: ...
+    async def get_latest_candle(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike
+    ) -> Candle | None: ...
     @overload
     async def get_latest_candle(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
-    ) -> CandleT | None: ...
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, *, model: type[CandleT]
+    ) -> CandleT | Candle | None: ...
     @backend.operation
     async def get_latest_candle(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> CandleT | None:
-        """The newest candle of the series, or None."""
+    ) -> CandleT | Candle | None:
+        """The newest candle of the series, or None (a ``Candle`` for a plain member, as ``get_recent_candles``)."""
         return await self._run(candle_plans.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
 
     @backend.operation
-    async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
+    async def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike) -> int:
         """How many members the series holds."""
         return await self._run(candle_plans.candle_count_query(user_id, exchange_id, symbol, timeframe))
 
     @backend.operation
-    async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
+    async def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike) -> None:
         """Delete the series."""
         await self._run(candle_plans.clear_candles_query(user_id, exchange_id, symbol, timeframe))
 
@@ -271,7 +294,7 @@ class AsyncCandleCache(AsyncLifecycle):
 
     @backend.operation
     async def get_candle_timestamps(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
@@ -279,7 +302,7 @@ class AsyncCandleCache(AsyncLifecycle):
 
     @backend.operation
     async def find_gaps(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
     ) -> list[Gap]:
         """The runs of missing candles over the timeframe's boundaries in [start, end] (see ``health.find_gaps``)."""
         return find_gaps(
@@ -287,7 +310,9 @@ class AsyncCandleCache(AsyncLifecycle):
         )
 
     @backend.operation
-    async def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
+    async def is_ready(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, count: int = 60
+    ) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
         return is_ready(decode(await self._read_script(self._scripts.series_timestamps, key, args)), timeframe, count)
@@ -323,7 +348,7 @@ class AsyncCandleCache(AsyncLifecycle):
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,
-        timeframe: str | None = None,
+        timeframe: TimeframeLike | None = None,
         *,
         backfill: bool = True,
         reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,

@@ -32,6 +32,7 @@ from livermore_cache.plans.values import (
     decode_stored,
     plan_values,
 )
+from livermore_cache.timeframes import TimeframeLike
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
 from .lifecycle import AsyncLifecycle
@@ -318,7 +319,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002 - the Node service's name for it
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> IndicatorValue | None:
@@ -349,7 +350,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> None:
@@ -361,7 +362,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> bool:
@@ -373,7 +374,7 @@ class AsyncIndicatorCache(AsyncValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,
-        timeframe: str | None = None,
+        timeframe: TimeframeLike | None = None,
         type: str | None = None,  # noqa: A002
         *,
         backfill: bool = True,

@@ -25,6 +25,7 @@ from livermore_cache.health import Gap, find_gaps, is_ready
 from livermore_cache.keys import candle_channel, candle_close_channel
 from livermore_cache.plans import candles as candle_plans
 from livermore_cache.rollups import ReadPlan, RollupRun, validate_rollups
+from livermore_cache.timeframes import TimeframeLike
 
 from .lifecycle import Lifecycle
 from .subscriptions import CloseSubscription
@@ -194,77 +195,99 @@ class CandleCache(Lifecycle):
 
     @overload
     def get_recent_candles(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ...
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, count: int = ...
     ) -> list[Candle]: ...
     @overload
     def get_recent_candles(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = ..., *, model: type[CandleT]
-    ) -> list[CandleT]: ...
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: TimeframeLike,
+        count: int = ...,
+        *,
+        model: type[CandleT],
+    ) -> list[CandleT | Candle]: ...
     @backend.operation
     def get_recent_candles(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         count: int = 100,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> list[CandleT]:
-        """The newest ``count`` candles of the series, ascending by timestamp."""
+    ) -> list[CandleT | Candle]:
+        """The newest ``count`` candles of the series, ascending by timestamp.
+
+        Asked for ``model=UnifiedCandle``, a member in the plain Candle schema (written by
+        ``add_candle`` or the Node service's ``addCandle``) comes back as a ``Candle``: the
+        return type says so.
+        """
         return self._run(candle_plans.recent_candles_query(user_id, exchange_id, symbol, timeframe, count, model))
 
     @overload
     def get_candles_in_range(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
     ) -> list[Candle]: ...
     @overload
     def get_candles_in_range(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int, *, model: type[CandleT]
-    ) -> list[CandleT]: ...
+        self,
+        user_id: int,
+        exchange_id: int,
+        symbol: str,
+        timeframe: TimeframeLike,
+        start: int,
+        end: int,
+        *,
+        model: type[CandleT],
+    ) -> list[CandleT | Candle]: ...
     @backend.operation
     def get_candles_in_range(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         start: int,
         end: int,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> list[CandleT]:
+    ) -> list[CandleT | Candle]:
         """Candles with ``start <= timestamp <= end`` (ms), ascending."""
         return self._run(
             candle_plans.candles_in_range_query(user_id, exchange_id, symbol, timeframe, start, end, model)
         )
 
     @overload
-    def get_latest_candle(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> Candle | None: ...
+    def get_latest_candle(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike
+    ) -> Candle | None: ...
     @overload
     def get_latest_candle(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, *, model: type[CandleT]
-    ) -> CandleT | None: ...
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, *, model: type[CandleT]
+    ) -> CandleT | Candle | None: ...
     @backend.operation
     def get_latest_candle(
         self,
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         *,
         model: type[CandleT] = Candle,  # type: ignore[assignment]
-    ) -> CandleT | None:
-        """The newest candle of the series, or None."""
+    ) -> CandleT | Candle | None:
+        """The newest candle of the series, or None (a ``Candle`` for a plain member, as ``get_recent_candles``)."""
         return self._run(candle_plans.latest_candle_query(user_id, exchange_id, symbol, timeframe, model))
 
     @backend.operation
-    def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> int:
+    def get_candle_count(self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike) -> int:
         """How many members the series holds."""
         return self._run(candle_plans.candle_count_query(user_id, exchange_id, symbol, timeframe))
 
     @backend.operation
-    def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: str) -> None:
+    def clear_candles(self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike) -> None:
         """Delete the series."""
         self._run(candle_plans.clear_candles_query(user_id, exchange_id, symbol, timeframe))
 
@@ -272,21 +295,23 @@ class CandleCache(Lifecycle):
 
     @backend.operation
     def get_candle_timestamps(
-        self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
     ) -> list[int]:
         """The distinct open times in [start, end] (both included), ascending; members are not sent to the client."""
         key, args, decode = candle_plans.timestamps_in_range_query(user_id, exchange_id, symbol, timeframe, start, end)
         return decode(self._read_script(self._scripts.series_timestamps, key, args))
 
     @backend.operation
-    def find_gaps(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, start: int, end: int) -> list[Gap]:
+    def find_gaps(
+        self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, start: int, end: int
+    ) -> list[Gap]:
         """The runs of missing candles over the timeframe's boundaries in [start, end] (see ``health.find_gaps``)."""
         return find_gaps(
             self.get_candle_timestamps(user_id, exchange_id, symbol, timeframe, start, end), timeframe, start, end
         )
 
     @backend.operation
-    def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: str, count: int = 60) -> bool:
+    def is_ready(self, user_id: int, exchange_id: int, symbol: str, timeframe: TimeframeLike, count: int = 60) -> bool:
         """Whether the newest ``count`` distinct timestamps are consecutive boundaries (see ``health.is_ready``)."""
         key, args, decode = candle_plans.newest_timestamps_query(user_id, exchange_id, symbol, timeframe, count)
         return is_ready(decode(self._read_script(self._scripts.series_timestamps, key, args)), timeframe, count)
@@ -322,7 +347,7 @@ class CandleCache(Lifecycle):
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,
-        timeframe: str | None = None,
+        timeframe: TimeframeLike | None = None,
         *,
         backfill: bool = True,
         reconnect_timeout_s: float = RECONNECT_TIMEOUT_S,

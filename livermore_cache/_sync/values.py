@@ -33,6 +33,7 @@ from livermore_cache.plans.values import (
     decode_stored,
     plan_values,
 )
+from livermore_cache.timeframes import TimeframeLike
 from livermore_cache.values import IndicatorParam, IndicatorValue, Orderbook, Ticker
 
 from .lifecycle import Lifecycle
@@ -315,7 +316,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002 - the Node service's name for it
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> IndicatorValue | None:
@@ -346,7 +347,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> None:
@@ -358,7 +359,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str,
-        timeframe: str,
+        timeframe: TimeframeLike,
         type: str,  # noqa: A002
         params: Mapping[str, IndicatorParam] | None = None,
     ) -> bool:
@@ -370,7 +371,7 @@ class IndicatorCache(ValueCache[IndicatorValue]):
         user_id: int,
         exchange_id: int,
         symbol: str | None = None,
-        timeframe: str | None = None,
+        timeframe: TimeframeLike | None = None,
         type: str | None = None,  # noqa: A002
         *,
         backfill: bool = True,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from livermore_cache import Series, candle_key
 
 USER = 7
 EXCHANGE = 1
 SYMBOL = "BTC-USD"
-TIMEFRAME = "1m"
+TIMEFRAME: Final = "1m"
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z: a boundary of every timeframe
 MINUTE = 60_000
 

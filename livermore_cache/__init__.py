@@ -41,7 +41,7 @@ from .keys import (
 )
 from .limits import MAX_SAFE_INTEGER
 from .rollups import aggregate_candles
-from .timeframes import Timeframe, candle_open_time, timeframe_ms
+from .timeframes import Timeframe, TimeframeLike, TimeframeName, candle_open_time, timeframe_ms
 from .values import IndicatorValue, Order, Orderbook, Ticker
 
 MAX_SEQUENCE_NUM = MAX_SAFE_INTEGER
@@ -80,6 +80,8 @@ __all__ = [
     "TickerSubscription",
     "TickerUpdate",
     "Timeframe",
+    "TimeframeLike",
+    "TimeframeName",
     "UnifiedCandle",
     "ValidationError",
     "WriteStats",

@@ -16,7 +16,7 @@ from ._sync.candles import CandleCache
 from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, OrderbookSubscription, TickerSubscription
 from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
 from .candles import Candle, UnifiedCandle
-from .engine import WriteStats
+from .engine import WriteResults, WriteStats
 from .errors import CacheClosedError, PartialWriteError, ValidationError
 from .events import CandleClose, IndicatorUpdate, OrderbookUpdate, Series, TickerUpdate
 from .health import Gap, find_gaps, is_ready
@@ -84,6 +84,7 @@ __all__ = [
     "TimeframeName",
     "UnifiedCandle",
     "ValidationError",
+    "WriteResults",
     "WriteStats",
     "aggregate_candles",
     "alert_channel",

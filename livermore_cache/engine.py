@@ -55,6 +55,7 @@ __all__ = [
     "Command",
     "NotSent",
     "Outcome",
+    "WriteResults",
     "WriteRounds",
     "WriteStats",
     "backoff_s",
@@ -179,6 +180,25 @@ def _shown_keys(keys: list[str]) -> str:
     return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
+class WriteResults(list[bool]):
+    """A batch write's results, in input order (a ``list[bool]``), and what a retried call cannot know.
+
+    ``uncertain`` holds the positions reported ``False`` whose script call met a
+    timeout or a dropped connection after it was sent, and was sent again. The
+    first attempt may have run: it may have written that item, and announced it
+    (``publish_close``/``publish``), before another writer replaced it with a newer
+    version, which the retry then found. So ``False`` there means "not stored now,
+    and maybe written and announced once"; everywhere else ``False`` means "not
+    written by this call". Empty after a write that met no such failure.
+    """
+
+    __slots__ = ("uncertain",)
+
+    def __init__(self, results: list[bool], uncertain: frozenset[int] = frozenset()) -> None:
+        super().__init__(results)
+        self.uncertain = uncertain
+
+
 class ScriptCallLike(Protocol):
     key: str
 
@@ -229,6 +249,8 @@ class WriteRounds:
         self.pending: list[int] = list(range(len(plan.calls)))
         self.by_sha = True
         self.retry_mode = False
+        self.ambiguous: set[int] = set()
+        """Calls that met a timeout or a dropped connection after being sent: they may have run then."""
         self.failed_rounds = 0
         self.retried = 0
         """Rounds of this write sent again after a failure (``WriteStats.retried_rounds`` sums them per cache)."""
@@ -274,6 +296,7 @@ class WriteRounds:
                 continue
             if kind is Outcome.AMBIGUOUS:
                 self.retry_mode = True
+                self.ambiguous.add(index)
             trouble = trouble or outcome
         if noscript and self.by_sha:
             self.stats.noscript_calls += noscript
@@ -323,7 +346,7 @@ class WriteRounds:
         if self.pending:
             raise RuntimeError(f"{len(self.pending)} script calls have no final outcome yet")
         if not self.errors:
-            return self.plan.results(self.replies)
+            return WriteResults(self.plan.results(self.replies), self._uncertain())
         failed = sorted(self.errors)
         keys = {index: self.plan.calls[index].key for index in failed}
         noted: set[int] = set()
@@ -338,6 +361,19 @@ class WriteRounds:
         results = self.plan.partial_results(self.replies)
         errors = {keys[i]: self.errors[i] for i in failed}
         raise PartialWriteError(results, errors, self.plan.items) from self.errors[failed[0]]
+
+    def _uncertain(self) -> frozenset[int]:
+        """Positions reported False whose call was sent again after it may have run (see ``WriteResults``)."""
+        if not self.ambiguous:
+            return frozenset()
+        results = self.plan.results(self.replies)
+        calls = self.plan.calls
+        return frozenset(
+            position
+            for index in self.ambiguous
+            for position in getattr(calls[index], "positions", ())
+            if not results[position]
+        )
 
     def _annotate(self, error: BaseException, keys: list[str]) -> None:
         shown = ("series " if self.plan.items == "candles" else "") + ", ".join(keys[:5])

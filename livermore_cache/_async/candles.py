@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 from livermore_cache import telemetry
 from livermore_cache._backends import aio as backend
 from livermore_cache.candles import Candle
-from livermore_cache.engine import AMBIGUOUS_ERRORS, Plan
+from livermore_cache.engine import AMBIGUOUS_ERRORS, Plan, WriteResults
 from livermore_cache.errors import PartialWriteError
 from livermore_cache.events import MAX_TRACKED_SERIES, RECONNECT_TIMEOUT_S
 from livermore_cache.health import Gap, find_gaps, is_ready
@@ -147,8 +147,11 @@ class AsyncCandleCache(AsyncLifecycle):
         name the target keys (roll-up series) that could not be computed or written.
         """
         failure: PartialWriteError | None = None
+        uncertain: frozenset[int] = frozenset()
         try:
-            results: list[bool | None] = list(await self._send(plan, self._scripts.versioned_write))
+            sent = await self._send(plan, self._scripts.versioned_write)
+            uncertain = getattr(sent, "uncertain", frozenset())
+            results: list[bool | None] = list(sent)
         except PartialWriteError as error:
             failure, results = error, error.results
         run = RollupRun(self.rollups, plan, results, ttl_seconds=self.ttl_seconds, max_candles=self.max_candles)
@@ -169,7 +172,7 @@ class AsyncCandleCache(AsyncLifecycle):
         if not run.errors:
             if failure is not None:
                 raise failure
-            return [bool(result) for result in results]
+            return WriteResults([bool(result) for result in results], uncertain)
         errors = dict(failure.errors) if failure is not None else {}
         errors.update(run.errors)
         raise PartialWriteError(results, errors) from next(iter(run.errors.values()))

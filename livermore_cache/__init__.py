@@ -12,7 +12,7 @@ from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, Ticke
 from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
 from .candles import Candle, UnifiedCandle
 from .engine import WriteStats
-from .errors import CacheClosedError, PartialWriteError, ValidationError
+from .errors import CacheClosedError, NotReplicatedError, PartialWriteError, ValidationError
 from .events import CandleClose, IndicatorUpdate, Series, TickerUpdate
 from .health import Gap, find_gaps, is_ready
 from .keys import (
@@ -58,6 +58,7 @@ __all__ = [
     "IndicatorSubscription",
     "IndicatorUpdate",
     "IndicatorValue",
+    "NotReplicatedError",
     "Order",
     "Orderbook",
     "OrderbookCache",

@@ -11,7 +11,10 @@
 -- ARGV[4]  channel to PUBLISH ARGV[2] on when this call writes; "" = none
 -- ARGV[5]  "0" = first attempt; "1" = a retry of a call that may have been
 --          applied: when the key holds exactly ARGV[2] (byte for byte), reply 1
---          and change nothing
+--          and change nothing; "2" = as "1", proving: in that case make one
+--          replicated write that changes nothing (SET KEYS[1] ARGV[2] KEEPTTL: the
+--          same bytes, the same expiry), so that a WAIT on this connection covers
+--          the earlier attempt's write too (min_replicas)
 --
 -- Reply: 1 if this call wrote ARGV[2] (or, as a retry, found exactly it stored);
 -- 0 if it was skipped.
@@ -28,7 +31,8 @@
 -- may have been written by the Node service (JSON.stringify) or by this library.
 -- The stored value is read with cjson.decode, so a nested "timestamp" (inside
 -- "value" or "params") never counts. A skip changes nothing: no SET, the TTL
--- stays as it was, no PUBLISH.
+-- stays as it was, no PUBLISH (ARGV[5] "2"'s proving SET rewrites the same bytes
+-- with the same TTL, and publishes nothing).
 
 local key = KEYS[1]
 if #ARGV ~= 5 then
@@ -41,8 +45,8 @@ end
 if string.find(ttl, "^%d+$") == nil or tonumber(ttl) < 1 then
   error("ARGV[3] (ttl) must be an integer >= 1, got " .. string.sub(ttl, 1, 40))
 end
-if retry ~= "0" and retry ~= "1" then
-  error("ARGV[5] (retry) must be \"0\" or \"1\", got " .. string.sub(retry, 1, 40))
+if retry ~= "0" and retry ~= "1" and retry ~= "2" then
+  error("ARGV[5] (retry) must be \"0\", \"1\" or \"2\", got " .. string.sub(retry, 1, 40))
 end
 local stamp = tonumber(stamp_text)
 
@@ -64,7 +68,10 @@ local stored = redis.call("GET", key) -- false when the key does not exist; WRON
 if stored then
   local held = timestamp_of(stored)
   if held ~= nil and held >= stamp then
-    if retry == "1" and stored == value then
+    if retry ~= "0" and stored == value then
+      if retry == "2" then
+        redis.call("SET", key, value, "KEEPTTL") -- proving: replicated, and changes nothing
+      end
       return 1
     end
     return 0

@@ -265,7 +265,7 @@ def test_retry_that_finds_an_older_value_or_nothing_writes(r: redis.Redis, scrip
         (["1", "{}", "-1", "", "0"], "ttl"),
         (["1", "{}", "1.5", "", "0"], "ttl"),
         (["1", "{}", "", "", "0"], "ttl"),
-        (["1", "{}", "60", "", "2"], "retry"),
+        (["1", "{}", "60", "", "3"], "retry"),
         (["1", "{}", "60", "", ""], "retry"),
         (["1", "{}", "60", ""], "5 arguments"),
         (["1", "{}", "60", "", "0", "extra"], "5 arguments"),

@@ -37,6 +37,9 @@ class AsyncCandleCache(AsyncLifecycle):
     a write that meets a timeout, a dropped connection or a busy server is sent
     again up to ``retries`` times (backoff from 50 ms to 500 ms), and no new
     attempt starts once ``retry_timeout_s`` have passed since the call began.
+    With ``min_replicas`` >= 1, a write reports True only once that many replicas
+    acknowledged it (``WAIT``, or ``WAITAOF`` with ``wait_aof``) within
+    ``replica_timeout_ms``; else it raises ``NotReplicatedError`` (docs/durability.md).
     """
 
     def __init__(
@@ -47,9 +50,21 @@ class AsyncCandleCache(AsyncLifecycle):
         max_candles: int = 1000,
         retries: int = 20,
         retry_timeout_s: float = 10.0,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+        wait_aof: bool = False,
     ) -> None:
         rounds = rounds_for(type(self).__name__, client)
-        super().__init__(client, rounds, ttl_seconds=ttl_seconds, retries=retries, retry_timeout_s=retry_timeout_s)
+        super().__init__(
+            client,
+            rounds,
+            ttl_seconds=ttl_seconds,
+            retries=retries,
+            retry_timeout_s=retry_timeout_s,
+            min_replicas=min_replicas,
+            replica_timeout_ms=replica_timeout_ms,
+            wait_aof=wait_aof,
+        )
         self.max_candles = candle_plans.check_max_candles(max_candles)
 
     def _settings_repr(self) -> str:
@@ -113,6 +128,7 @@ class AsyncCandleCache(AsyncLifecycle):
             retries=self.retries,
             retry_timeout_s=self.retry_timeout_s,
             stats=self.stats,
+            durability=self.durability,
         )
 
     # reads

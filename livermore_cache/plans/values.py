@@ -46,6 +46,7 @@ ValueT = TypeVar("ValueT")
 
 FIRST_ATTEMPT: Final = b"0"
 RETRY_ATTEMPT: Final = b"1"
+PROVING_RETRY_ATTEMPT: Final = b"2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +110,9 @@ class ValueCall:
     ttl_seconds: int
     channel: str
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
-        attempt = RETRY_ATTEMPT if retry else FIRST_ATTEMPT
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+        """The EVALSHA (or, after NOSCRIPT, EVAL) command; ``prove``: a retry that re-proves a value found stored."""
+        attempt = (PROVING_RETRY_ATTEMPT if prove else RETRY_ATTEMPT) if retry else FIRST_ATTEMPT
         args = (self.timestamp, self.payload, self.ttl_seconds, self.channel, attempt)
         return ("EVALSHA", sha, 1, self.key, *args) if by_sha else ("EVAL", source, 1, self.key, *args)
 

@@ -142,7 +142,7 @@ def test_wait_and_waitaof_commands() -> None:
 
 def test_enough_replicas_report_true() -> None:
     state = candle_rounds(Durability(1))
-    commands = state.next_round() or []
+    state.next_round() or []
     assert state.wait_command() == ("WAIT", 1, 1000)
     state.feed([[1, 1], [1, 1]], now=0.0, waits=[1, 1])
     assert state.results() == [True] * 4

@@ -68,11 +68,12 @@ def test_paused_server_from_a_cold_start(
 
 
 def test_connect_timeout_is_bounded_by_the_deadline_and_restored() -> None:
-    connection: Any = redis.Connection(host="127.0.0.1", port=free_port(), socket_timeout=5, socket_connect_timeout=4)
+    make: Any = redis.Connection
+    connection: Any = make(host="127.0.0.1", port=free_port(), socket_timeout=5, socket_connect_timeout=4)
     with _compat.connect_once(connection, limit=0.25):
         assert (connection.socket_connect_timeout, connection.socket_timeout) == (0.25, 0.25)
     assert (connection.socket_connect_timeout, connection.socket_timeout) == (4, 5)
-    unbounded: Any = redis.Connection(host="127.0.0.1", port=free_port(), socket_timeout=None)
+    unbounded: Any = make(host="127.0.0.1", port=free_port(), socket_timeout=None)
     with _compat.connect_once(unbounded, limit=0.0):
         assert unbounded.socket_timeout == 0.01, "a deadline already passed still allows a 10 ms attempt"
     assert unbounded.socket_timeout is None

@@ -363,8 +363,8 @@ def test_a_retry_that_finds_its_write_stored_proves_it(any_pair: tuple[ServerPro
     (call,) = plan.calls
     tplan = plan_values(TICKERS, USER, EXCHANGE, [ticker()], ttl_seconds=60, publish=False)
     (tcall,) = tplan.calls
-    writer = redis.Redis.from_url(primary.url, socket_timeout=5)
-    retrier = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=5, single_connection_client=True)
+    writer: Any = redis.Redis.from_url(primary.url, socket_timeout=5)
+    retrier: Any = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=5, single_connection_client=True)
     source, tsource = script_source("versioned_write"), script_source("newer_wins")
     try:
         replica.signal(signal.SIGSTOP)
@@ -400,7 +400,8 @@ def test_a_retry_that_finds_its_write_stored_proves_it(any_pair: tuple[ServerPro
         assert r.zcard(key) == 1
 
 
-def test_proving_write_on_a_key_without_expiry_keeps_it_without(r: redis.Redis) -> None:
+def test_proving_write_on_a_key_without_expiry_keeps_it_without(redis_url: str) -> None:
+    r: Any = redis.Redis.from_url(redis_url)
     source = script_source("versioned_write")
     plan = plan_write(USER, EXCHANGE, [unified(T0, 1)], versioned=True, ttl_seconds=None, max_candles=100)
     (call,) = plan.calls
@@ -414,3 +415,4 @@ def test_proving_write_on_a_key_without_expiry_keeps_it_without(r: redis.Redis) 
     newer = plan_write(USER, EXCHANGE, [unified(T0, 5)], versioned=True, ttl_seconds=None, max_candles=100)
     assert r.execute_command(*newer.calls[0].command("", source, by_sha=False)) == [1]
     assert r.execute_command(*call.command("", source, by_sha=False, retry=True, prove=True)) == [0]
+    r.close()

@@ -17,7 +17,7 @@ from ._sync.subscriptions import CloseSubscription, IndicatorSubscription, Order
 from ._sync.values import IndicatorCache, OrderbookCache, TickerCache
 from .candles import Candle, UnifiedCandle
 from .engine import WriteResults, WriteStats
-from .errors import CacheClosedError, PartialWriteError, ValidationError
+from .errors import CacheClosedError, NotReplicatedError, PartialWriteError, ValidationError
 from .events import CandleClose, IndicatorUpdate, OrderbookUpdate, Series, TickerUpdate
 from .health import Gap, find_gaps, is_ready
 from .keys import (
@@ -68,6 +68,7 @@ __all__ = [
     "IndicatorSubscription",
     "IndicatorUpdate",
     "IndicatorValue",
+    "NotReplicatedError",
     "Order",
     "Orderbook",
     "OrderbookCache",

@@ -15,6 +15,14 @@ API                               releases and differences
 ``Connection.retry``              5.0+: the policy ``connect()`` applies; the
                                   write path swaps in a no-retry policy for its
                                   own connects so that they cannot stretch a round.
+``Connection.socket_timeout``,    5.0+ (8.x: a property with a setter): read by
+``socket_connect_timeout``        ``connect()`` (the handshake reads with
+                                  ``socket_timeout``); bounded by the deadline
+                                  while the write path connects.
+``Connection._sock``              sync 5.0+: its timeout is raised while the
+                                  reply to WAIT is read (sync ``read_response``
+                                  takes a ``timeout`` only from 8.x).
+``read_response(timeout=)``       asyncio 5.0+.
 ``Connection.send_packed_command``5.0+, sync and asyncio: unchanged (given a list
 ``read_response``, ``disconnect``  of buffers; the library packs RESP itself).
 ``Connection.is_connected``       asyncio 5.0+, sync 6.0+; before, ``_sock``.
@@ -73,6 +81,7 @@ __all__ = [
     "deregister_connect_callback",
     "is_connected",
     "private_connection",
+    "read_slow_reply",
     "restore_subscriber_connection",
     "server_address",
     "single_connection",
@@ -111,25 +120,67 @@ def connection_from_pool(pool: Any) -> Any:
 _NO_RETRY: Final = Retry(NoBackoff(), 0)
 
 
+_TIMEOUTS: Final = ("socket_connect_timeout", "socket_timeout")
+_SHORTEST_CONNECT_S: Final = 0.01
+
+
 class connect_once:
     """Within the block, ``connection.connect()`` tries once: redis-py's own retry policy is set aside.
 
     The write path has its own retries and deadline; redis-py's connect retries
     (three, with backoff up to seconds, from redis-py 6) would stretch each round.
+    With ``limit`` (seconds), the connect and its handshake each take at most that
+    long (at least 10 ms): the socket's own timeouts are lowered to it within the
+    block and restored after, so that the replies are read with the client's own.
     """
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, limit: float | None = None) -> None:
         self._connection = connection
+        self._limit = None if limit is None else max(limit, _SHORTEST_CONNECT_S)
         self._saved: Any = None
+        self._timeouts: dict[str, Any] = {}
 
     def __enter__(self) -> None:
-        self._saved = getattr(self._connection, "retry", None)
+        connection = self._connection
+        self._saved = getattr(connection, "retry", None)
         if self._saved is not None:
-            self._connection.retry = _NO_RETRY
+            connection.retry = _NO_RETRY
+        if self._limit is None:
+            return
+        for name in _TIMEOUTS:
+            if hasattr(connection, name):
+                value = getattr(connection, name)
+                self._timeouts[name] = value
+                setattr(connection, name, self._limit if value is None else min(value, self._limit))
 
     def __exit__(self, *exc: object) -> None:
+        connection = self._connection
         if self._saved is not None:
-            self._connection.retry = self._saved
+            connection.retry = self._saved
+        for name, value in self._timeouts.items():
+            setattr(connection, name, value)
+        sock = getattr(connection, "_sock", None)
+        if "socket_timeout" in self._timeouts and sock is not None and hasattr(sock, "settimeout"):
+            sock.settimeout(self._timeouts["socket_timeout"])  # sync: the socket keeps what connect() set
+
+
+def read_slow_reply(connection: Any, extra_s: float) -> Any:
+    """Sync ``connection.read_response()`` allowing ``extra_s`` more than the socket timeout (for WAIT's reply).
+
+    The socket's timeout is raised for this one read and set back after; with no
+    socket timeout (None: wait forever) the read is as usual.
+    """
+    base = getattr(connection, "socket_timeout", None)
+    sock = getattr(connection, "_sock", None)
+    if base is None or sock is None or not hasattr(sock, "settimeout"):
+        return connection.read_response()
+    sock.settimeout(base + extra_s)
+    try:
+        return connection.read_response()
+    finally:
+        sock = getattr(connection, "_sock", None)  # None once a failed read disconnected it
+        if sock is not None:
+            sock.settimeout(base)
 
 
 def is_connected(connection: Any) -> bool:

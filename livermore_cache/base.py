@@ -6,7 +6,7 @@ import weakref
 from typing import Any, TypeVar
 
 from . import _compat, telemetry
-from .engine import WriteStats, validate_settings
+from .engine import WriteStats, validate_durability, validate_settings
 from .errors import CacheClosedError
 from .scripts import Scripts
 
@@ -25,9 +25,20 @@ class CacheBase:
     """
 
     def __init__(
-        self, client: Any, rounds: Any, *, ttl_seconds: int | None, retries: int, retry_timeout_s: float
+        self,
+        client: Any,
+        rounds: Any,
+        *,
+        ttl_seconds: int | None,
+        retries: int,
+        retry_timeout_s: float,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+        wait_aof: bool = False,
     ) -> None:
         validate_settings(ttl_seconds, retries, retry_timeout_s)
+        self.durability = validate_durability(min_replicas, replica_timeout_ms, wait_aof)
+        """What a write proves before it reports True: ``min_replicas`` (0: nothing), ``replica_timeout_ms``, ``wait_aof``."""
         self.client = client
         self.ttl_seconds = ttl_seconds
         self.retries = retries
@@ -55,8 +66,24 @@ class CacheBase:
         self._subscriptions.add(subscription)
         return subscription
 
+    @property
+    def min_replicas(self) -> int:
+        return self.durability.min_replicas
+
+    @property
+    def replica_timeout_ms(self) -> int:
+        return self.durability.replica_timeout_ms
+
+    @property
+    def wait_aof(self) -> bool:
+        return self.durability.wait_aof
+
     def _settings_repr(self) -> str:
-        return f"ttl_seconds={self.ttl_seconds}, retries={self.retries}, retry_timeout_s={self.retry_timeout_s}"
+        text = f"ttl_seconds={self.ttl_seconds}, retries={self.retries}, retry_timeout_s={self.retry_timeout_s}"
+        if self.durability.on:
+            text += f", min_replicas={self.min_replicas}, replica_timeout_ms={self.replica_timeout_ms}"
+            text += ", wait_aof=True" if self.wait_aof else ""
+        return text
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""

@@ -20,6 +20,14 @@ round trip per server) at a time, and ``WriteRounds`` decides after each round:
 - any other error reply (WRONGTYPE, OOM, READONLY from a standalone replica) is
   final for its call only; the other calls of the batch go on.
 
+With ``Durability`` (a cache's ``min_replicas``), each round's commands on a
+connection are followed by ``WAIT`` (or ``WAITAOF``) in the same write, and the
+reply is fed with the round's outcomes: a True result whose round was
+acknowledged by fewer replicas raises ``NotReplicatedError``. Retry rounds then
+run the scripts' proving mode, where a call that finds its earlier attempt
+stored (and writes nothing) makes one replicated write that changes nothing, so
+that this connection's ``WAIT`` covers the earlier attempt too.
+
 A new round starts only while the retry budget (``retries``) and the deadline
 (``retry_timeout_s`` from the start of the call) both allow it. When every call
 has a final outcome, ``results()`` gives the per-candle results, or raises: the
@@ -47,12 +55,15 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import PartialWriteError, ValidationError
+from .errors import NotReplicatedError, PartialWriteError, ValidationError
 from .limits import MAX_RETRIES, MAX_RETRY_TIMEOUT_S, MAX_TTL_SECONDS
 
 __all__ = [
     "AMBIGUOUS_ERRORS",
+    "MAX_REPLICAS",
+    "MAX_REPLICA_TIMEOUT_MS",
     "Command",
+    "Durability",
     "NotSent",
     "Outcome",
     "WriteResults",
@@ -60,6 +71,7 @@ __all__ = [
     "WriteStats",
     "backoff_s",
     "classify",
+    "validate_durability",
     "validate_settings",
 ]
 
@@ -85,6 +97,76 @@ def validate_settings(ttl_seconds: int | None, retries: int, retry_timeout_s: fl
         raise ValidationError(
             "retry_timeout_s", retry_timeout_s, f"must be a number of seconds > 0 and at most {MAX_RETRY_TIMEOUT_S:g}"
         )
+
+
+MAX_REPLICAS: Final = 1000
+"""The largest ``min_replicas`` a cache accepts."""
+MAX_REPLICA_TIMEOUT_MS: Final = 3_600_000
+"""The largest ``replica_timeout_ms`` a cache accepts: an hour."""
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """What a write must prove before it reports True: ``min_replicas`` replicas hold it (0: nothing).
+
+    ``command()`` is what each connection of a round sends after the round's
+    script calls: ``WAIT min_replicas replica_timeout_ms``, or with ``wait_aof``
+    ``WAITAOF 1 min_replicas replica_timeout_ms`` (Redis 7.2+: the primary has
+    fsynced its AOF and that many replicas theirs).
+    """
+
+    min_replicas: int = 0
+    replica_timeout_ms: int = 1000
+    wait_aof: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.min_replicas > 0
+
+    @property
+    def timeout_s(self) -> float:
+        return self.replica_timeout_ms / 1000
+
+    def command(self) -> Command | None:
+        """The command that follows a round's script calls on each connection, or None when nothing is proven."""
+        if not self.min_replicas:
+            return None
+        if self.wait_aof:
+            return ("WAITAOF", 1, self.min_replicas, self.replica_timeout_ms)
+        return ("WAIT", self.min_replicas, self.replica_timeout_ms)
+
+    def acknowledged(self, reply: object) -> tuple[int, str]:
+        """(replicas that acknowledged, what went wrong or "") from the reply to ``command()``.
+
+        An error reply (an ACL without WAIT, WAITAOF without appendonly, a
+        replica), a failure or a reply of the wrong shape counts as 0 replicas,
+        with its text; WAITAOF whose primary has not fsynced counts as 0 too.
+        """
+        if isinstance(reply, BaseException):
+            return 0, f"{type(reply).__name__}: {reply}"
+        if self.wait_aof:
+            if not isinstance(reply, list | tuple) or len(reply) != 2:
+                return 0, f"WAITAOF replied {reply!r}"
+            local, replicas = int(reply[0]), int(reply[1])
+            if local < 1:
+                return 0, "WAITAOF: the primary has not fsynced its AOF in time"
+            return replicas, ""
+        if type(reply) is not int:
+            return 0, f"WAIT replied {reply!r}"
+        return reply, ""
+
+
+def validate_durability(min_replicas: object, replica_timeout_ms: object, wait_aof: object) -> Durability:
+    """A cache's replication settings, checked once when it is made."""
+    if type(min_replicas) is not int or not 0 <= min_replicas <= MAX_REPLICAS:
+        raise ValidationError("min_replicas", min_replicas, f"must be an int from 0 (off) to {MAX_REPLICAS}")
+    if type(replica_timeout_ms) is not int or not 1 <= replica_timeout_ms <= MAX_REPLICA_TIMEOUT_MS:
+        raise ValidationError(
+            "replica_timeout_ms", replica_timeout_ms, f"must be an int from 1 to {MAX_REPLICA_TIMEOUT_MS} (ms)"
+        )
+    if type(wait_aof) is not bool:
+        raise ValidationError("wait_aof", wait_aof, "must be True or False")
+    return Durability(min_replicas, replica_timeout_ms, wait_aof)
 
 
 AMBIGUOUS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
@@ -202,7 +284,7 @@ class WriteResults(list[bool]):
 class ScriptCallLike(Protocol):
     key: str
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command: ...
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command: ...
 
 
 class Plan(Protocol):
@@ -237,8 +319,12 @@ class WriteRounds:
         cluster: bool = False,
         stats: WriteStats | None = None,
         started: float | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.plan = plan
+        self.durability = durability if durability is not None else Durability()
+        self.acks: list[tuple[int, str] | None] = [None] * len(plan.calls)
+        """Per call: (replicas that acknowledged, problem) of the round that gave its reply (with ``durability``)."""
         self.started = started
         """When the write began (``time.monotonic()``), for the elapsed time in log records."""
         self.sha, self.source = sha, source
@@ -262,13 +348,26 @@ class WriteRounds:
         if not self.pending:
             return None
         calls = self.plan.calls
+        if self.retry_mode and self.durability.on:
+            # a call that finds its earlier attempt stored proves it: one replicated write that changes nothing
+            return [
+                calls[i].command(self.sha, self.source, by_sha=self.by_sha, retry=True, prove=True)
+                for i in self.pending
+            ]
         return [
             calls[i].command(self.sha, self.source, by_sha=self.by_sha, retry=self.retry_mode) for i in self.pending
         ]
 
-    def feed(self, outcomes: Sequence[object], now: float) -> float:
+    def wait_command(self) -> Command | None:
+        """What follows the round's script calls on each connection (``Durability.command``), or None."""
+        return self.durability.command()
+
+    def feed(self, outcomes: Sequence[object], now: float, waits: Sequence[object] | None = None) -> float:
         """Take a round's outcomes (in the order of its commands) at time ``now``: the pause before the next round.
 
+        ``waits`` holds, per command, the reply to ``wait_command()`` on the
+        connection that carried it (an exception where it failed; None or left
+        out: no proof, counted as 0 replicas when ``durability`` is on).
         0.0 means: send the next round at once (only NOSCRIPT is left, or nothing).
         When the budget or the deadline forbids another round, the calls still
         pending take their latest failure as final, and ``next_round`` returns None.
@@ -277,9 +376,12 @@ class WriteRounds:
         latest: dict[int, BaseException] = {}
         trouble: BaseException | None = None
         noscript = 0
-        for index, outcome in zip(self.pending, outcomes, strict=True):
+        for position, (index, outcome) in enumerate(zip(self.pending, outcomes, strict=True)):
             if not isinstance(outcome, BaseException):
                 self.replies[index] = outcome
+                if self.durability.on:
+                    wait = waits[position] if waits is not None else None
+                    self.acks[index] = (0, "no WAIT reply") if wait is None else self.durability.acknowledged(wait)
                 continue
             kind = classify(outcome, cluster=self.cluster)
             if isinstance(outcome, NotSent):
@@ -346,7 +448,10 @@ class WriteRounds:
         if self.pending:
             raise RuntimeError(f"{len(self.pending)} script calls have no final outcome yet")
         if not self.errors:
-            return WriteResults(self.plan.results(self.replies), self._uncertain())
+            complete = WriteResults(self.plan.results(self.replies), self._uncertain())
+            if self.durability.on:
+                self._check_replicated(list[bool | None](complete), {})
+            return complete
         failed = sorted(self.errors)
         keys = {index: self.plan.calls[index].key for index in failed}
         noted: set[int] = set()
@@ -360,6 +465,8 @@ class WriteRounds:
             raise self.errors[failed[0]]
         results = self.plan.partial_results(self.replies)
         errors = {keys[i]: self.errors[i] for i in failed}
+        if self.durability.on:
+            self._check_replicated(results, errors)
         raise PartialWriteError(results, errors, self.plan.items) from self.errors[failed[0]]
 
     def _uncertain(self) -> frozenset[int]:
@@ -374,6 +481,39 @@ class WriteRounds:
             for position in getattr(calls[index], "positions", ())
             if not results[position]
         )
+
+    def _check_replicated(self, results: list[bool | None], errors: dict[str, BaseException]) -> None:
+        """Raise ``NotReplicatedError`` when a True result's round was acknowledged by too few replicas."""
+        required = self.durability.min_replicas
+        acknowledged: list[int | None] = [None] * len(results)
+        for count in sorted({ack[0] for ack in self.acks if ack is not None}):
+            only = [
+                r if a is not None and a[0] == count else None for r, a in zip(self.replies, self.acks, strict=True)
+            ]
+            for position, result in enumerate(self.plan.partial_results(only)):
+                if result is not None:
+                    acknowledged[position] = count
+        unproven = [
+            position
+            for position, (result, count) in enumerate(zip(results, acknowledged, strict=True))
+            if result and (count is None or count < required)
+        ]
+        if not unproven:
+            return
+        problem = next((a[1] for a in self.acks if a is not None and a[1] and a[0] < required), "")
+        error = NotReplicatedError(
+            results, acknowledged, required=required, items=self.plan.items, errors=errors, problem=problem
+        )
+        error.add_note(
+            f"livermore_cache: every True result was written on the primary; {len(unproven)} of them were "
+            f"acknowledged by {error.replicas} replicas within {self.durability.replica_timeout_ms} ms, fewer than "
+            f"min_replicas={required}. They may still reach the replicas, or be lost if the primary fails first. "
+            f"Sending the same {self.plan.items} again is safe, and proves them again."
+        )
+        if self.retry_mode:
+            error.add_note(_MAYBE_APPLIED.format(items=self.plan.items))
+        first = next(iter(errors.values()), None)
+        raise error from first
 
     def _annotate(self, error: BaseException, keys: list[str]) -> None:
         shown = ("series " if self.plan.items == "candles" else "") + ", ".join(keys[:5])

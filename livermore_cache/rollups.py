@@ -322,8 +322,8 @@ class ReadCall:
             args += (b"%d" % low, b"%d" % high, b"%d" % need)
         return tuple(args)
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
-        """EVALSHA (or EVAL after NOSCRIPT); a read is the same in retry mode."""
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+        """EVALSHA (or EVAL after NOSCRIPT); a read is the same in retry mode, and has nothing to prove."""
         if by_sha:
             return ("EVALSHA", sha, 1, self.key, *self.args())
         return ("EVAL", source, 1, self.key, *self.args())

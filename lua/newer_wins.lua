@@ -12,7 +12,11 @@
 -- ARGV[2]  channel to PUBLISH each written value on, in order; "" = none
 -- ARGV[3]  "0" = first attempt; "1" = a retry of a call that may have been
 --          applied: a value that finds exactly itself stored (byte for byte) when
---          its turn comes replies 1 and changes nothing
+--          its turn comes replies 1 and changes nothing; "2" = as "1", proving: if
+--          this call then writes nothing, it makes one replicated write that changes
+--          nothing (SET KEYS[1] <the stored bytes> KEEPTTL: the same bytes, the same
+--          expiry), so that a WAIT on this connection covers the earlier attempt's
+--          write too (min_replicas)
 -- ARGV[4], ARGV[5]  the first value: its timestamp (an integer in decimal digits,
 --          a leading "-" allowed; the "timestamp" of the JSON) and its JSON
 -- ARGV[6], ARGV[7]  the second value, and so on (at least one value)
@@ -32,7 +36,8 @@
 -- may have been written by the Node service (JSON.stringify) or by this library.
 -- The stored value is read with cjson.decode, so a nested "timestamp" (inside
 -- "value" or "params") never counts. A skip changes nothing: no SET, the TTL
--- stays as it was, no PUBLISH. Of several values written by one call, each is
+-- stays as it was, no PUBLISH (the proving SET of ARGV[3] "2" rewrites the same
+-- bytes with the same TTL, and publishes nothing). Of several values written by one call, each is
 -- PUBLISHed in turn and the last is SET once, at the end (the same end state as
 -- one SET each: nothing reads the key in between, a script being atomic).
 
@@ -44,8 +49,8 @@ local ttl, channel, retry = ARGV[1], ARGV[2], ARGV[3]
 if string.find(ttl, "^%d+$") == nil then
   error("ARGV[1] (ttl) must be an integer >= 0, got " .. string.sub(ttl, 1, 40))
 end
-if retry ~= "0" and retry ~= "1" then
-  error("ARGV[3] (retry) must be \"0\" or \"1\", got " .. string.sub(retry, 1, 40))
+if retry ~= "0" and retry ~= "1" and retry ~= "2" then
+  error("ARGV[3] (retry) must be \"0\", \"1\" or \"2\", got " .. string.sub(retry, 1, 40))
 end
 for i = 4, #ARGV, 2 do
   if string.find(ARGV[i], "^%-?%d+$") == nil then
@@ -71,10 +76,16 @@ local stored = redis.call("GET", key) -- false when the key does not exist; WRON
 local held = stored and timestamp_of(stored) or nil
 local replies = {}
 local written = nil
+local found = false -- a retry found one of its values stored as sent
 for i = 4, #ARGV, 2 do
   local stamp, value = tonumber(ARGV[i]), ARGV[i + 1]
   if stored and held ~= nil and held >= stamp then
-    replies[#replies + 1] = (retry == "1" and stored == value) and 1 or 0
+    if retry ~= "0" and stored == value then
+      found = true
+      replies[#replies + 1] = 1
+    else
+      replies[#replies + 1] = 0
+    end
   else
     if channel ~= "" then
       redis.call("PUBLISH", channel, value)
@@ -89,5 +100,7 @@ if written then
   else
     redis.call("SET", key, written, "EX", ttl)
   end
+elseif found and retry == "2" then
+  redis.call("SET", key, stored, "KEEPTTL") -- proving: replicated, and changes nothing
 end
 return replies

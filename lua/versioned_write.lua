@@ -4,7 +4,12 @@
 -- ARGV[1]  mode: "1" = versioned: write a candle only if it is newer than what the
 --          key holds at its timestamp; "0" = unconditional: replace whatever is
 --          there; "2" = versioned, for a retry of a call that may have been
---          applied already: a candle the key holds byte for byte reports 1.
+--          applied already: a candle the key holds byte for byte reports 1;
+--          "3" = as "2", proving: when this call writes nothing yet reports a
+--          candle found stored (its earlier attempt's), it makes one replicated
+--          write that changes nothing (PEXPIRE to the key's own expiry, or
+--          PEXPIRE then PERSIST when it has none), so that a WAIT on this
+--          connection covers the earlier attempt's write too (min_replicas).
 --          Any other mode is an error.
 -- ARGV[2]  TTL in seconds, decimal digits, for EXPIRE after a write; "0" = leave the TTL alone
 -- ARGV[3]  the trim rank, "-(N+1)" in digits for max candles N: after a write, keep
@@ -29,16 +34,18 @@
 -- highest sequence and are all replaced. Members are found by score, never by
 -- bytes: the same candle may be encoded differently by each client. Stored
 -- sequences are compared as the numbers JavaScript reads (1e+21 and 1.0e3 included).
--- If nothing is written, nothing changes (no EXPIRE, no trim, no PUBLISH).
+-- If nothing is written, nothing changes (no EXPIRE, no trim, no PUBLISH), but
+-- for mode "3"'s proving write, which leaves the key's members and expiry as they were.
 
 local find, match = string.find, string.match
 local key = KEYS[1]
 local mode, ttl, trim_rank, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if mode ~= "0" and mode ~= "1" and mode ~= "2" then
+if mode ~= "0" and mode ~= "1" and mode ~= "2" and mode ~= "3" then
   return redis.error_reply("versioned_write: unknown mode " .. tostring(mode))
 end
 local versioned = mode ~= "0"
-local retry = mode == "2"
+local retry = mode == "2" or mode == "3"
+local proving = mode == "3"
 local FIRST = 8 -- ARGV index of the first candle's timestamp
 local count = (#ARGV - FIRST + 1) / 3
 if count < 1 then
@@ -157,7 +164,21 @@ local reply = {}
 for n = 1, count do reply[n] = 0 end
 if next(winner) == nil then
   -- nothing written: what was found stays as it is, so a retry's own candle is still stored
-  for i in pairs(already) do reply[(i - FIRST) / 3 + 1] = 1 end
+  local found_own = false
+  for i in pairs(already) do
+    reply[(i - FIRST) / 3 + 1] = 1
+    found_own = true
+  end
+  if proving and found_own then
+    -- a write that is replicated and changes nothing: the key keeps its members and its expiry
+    local ms = redis.call("PTTL", key)
+    if ms > 0 then
+      redis.call("PEXPIRE", key, ms)
+    else
+      redis.call("PEXPIRE", key, 3600000)
+      redis.call("PERSIST", key)
+    end
+  end
   return reply
 end
 

@@ -56,10 +56,27 @@ class AsyncValueCache(AsyncLifecycle, Generic[ValueT]):
         ttl_seconds: int | DefaultTTL | None = DEFAULT_TTL,
         retries: int = 20,
         retry_timeout_s: float = 10.0,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+        wait_aof: bool = False,
     ) -> None:
+        """``min_replicas`` >= 1: the ``*_if_newer`` writes report True only once that many replicas hold them.
+
+        (``WAIT``, or ``WAITAOF`` with ``wait_aof``, within ``replica_timeout_ms``;
+        else ``NotReplicatedError``: see docs/durability.md.)
+        """
         rounds = rounds_for(type(self).__name__, client)
         ttl = self.kind.default_ttl if ttl_seconds is DEFAULT_TTL else ttl_seconds
-        super().__init__(client, rounds, ttl_seconds=ttl, retries=retries, retry_timeout_s=retry_timeout_s)
+        super().__init__(
+            client,
+            rounds,
+            ttl_seconds=ttl,
+            retries=retries,
+            retry_timeout_s=retry_timeout_s,
+            min_replicas=min_replicas,
+            replica_timeout_ms=replica_timeout_ms,
+            wait_aof=wait_aof,
+        )
         self.invalid_values = 0
         """Stored values that a bulk read skipped because they were not valid (as the Node service skips them)."""
         self._cluster = self._rounds.cluster
@@ -89,6 +106,7 @@ class AsyncValueCache(AsyncLifecycle, Generic[ValueT]):
             retries=self.retries,
             retry_timeout_s=self.retry_timeout_s,
             stats=self.stats,
+            durability=self.durability,
         )
 
     async def _get(self, key: str) -> ValueT | None:

@@ -35,6 +35,7 @@ __all__ = [
     "node_connection",
     "operation",
     "pubsub_client",
+    "read_slow_reply",
     "ready",
     "release_node_connection",
     "sleep",
@@ -133,3 +134,9 @@ async def close_client(client: Any) -> None:
 
 def discard_client(client: Any) -> None:
     """Nothing to close: an asyncio client opens no connection until it is first used."""
+
+
+async def read_slow_reply(connection: Any, extra_s: float) -> Any:
+    """The next reply, allowing ``extra_s`` more than the connection's socket timeout (the reply to WAIT)."""
+    base = connection.socket_timeout
+    return await connection.read_response(timeout=None if base is None else base + extra_s)

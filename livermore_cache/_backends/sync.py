@@ -27,6 +27,7 @@ __all__ = [
     "node_connection",
     "operation",
     "pubsub_client",
+    "read_slow_reply",
     "ready",
     "release_node_connection",
     "sleep",
@@ -111,3 +112,8 @@ def close_client(client: Any) -> None:
 def discard_client(client: Any) -> None:
     """Close a client that ``from_url`` made for a cache that was then refused."""
     _compat.close_client(client)
+
+
+def read_slow_reply(connection: Any, extra_s: float) -> Any:
+    """The next reply, allowing ``extra_s`` more than the connection's socket timeout (the reply to WAIT)."""
+    return _compat.read_slow_reply(connection, extra_s)

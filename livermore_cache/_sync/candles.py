@@ -50,6 +50,9 @@ class CandleCache(Lifecycle):
     ``{"1m": ["5m"], "5m": ["15m", "1h", "4h", "1d"]}``: after every write of source
     candles, each complete target period they belong to is recomputed from the stored
     sources and written, newer wins, into its own series (see docs/rollups.md).
+    With ``min_replicas`` >= 1, a write reports True only once that many replicas
+    acknowledged it (``WAIT``, or ``WAITAOF`` with ``wait_aof``) within
+    ``replica_timeout_ms``; else it raises ``NotReplicatedError`` (docs/durability.md).
     """
 
     def __init__(
@@ -61,9 +64,21 @@ class CandleCache(Lifecycle):
         retries: int = 20,
         retry_timeout_s: float = 10.0,
         rollups: Mapping[str, Iterable[str]] | None = None,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+        wait_aof: bool = False,
     ) -> None:
         rounds = rounds_for(type(self).__name__, client)
-        super().__init__(client, rounds, ttl_seconds=ttl_seconds, retries=retries, retry_timeout_s=retry_timeout_s)
+        super().__init__(
+            client,
+            rounds,
+            ttl_seconds=ttl_seconds,
+            retries=retries,
+            retry_timeout_s=retry_timeout_s,
+            min_replicas=min_replicas,
+            replica_timeout_ms=replica_timeout_ms,
+            wait_aof=wait_aof,
+        )
         self.max_candles = candle_plans.check_max_candles(max_candles)
         self.rollups = validate_rollups(rollups) if rollups is not None else ()
         """The roll-up edges (``rollups.Rollup``), in computing order; () for none."""
@@ -136,6 +151,7 @@ class CandleCache(Lifecycle):
             retries=self.retries,
             retry_timeout_s=self.retry_timeout_s,
             stats=self.stats,
+            durability=self.durability,
         )
 
     # roll-ups
@@ -181,7 +197,7 @@ class CandleCache(Lifecycle):
     def _rollup_read(self, plan: ReadPlan) -> dict[str, BaseException]:
         """Send a round of roll-up reads; the keys whose read failed, with the error (the replies are in ``plan``)."""
         try:
-            self._send(plan, self._scripts.rollup_sources)
+            self._send(plan, self._scripts.rollup_sources, durable=False)
         except PartialWriteError as error:
             return dict(error.errors)
         except (RedisError, *AMBIGUOUS_ERRORS) as error:
@@ -189,9 +205,16 @@ class CandleCache(Lifecycle):
             return {call.key: error for call in plan.calls}
         return {}
 
-    def _send(self, plan: Plan, script: Script) -> list[bool]:
+    def _send(self, plan: Plan, script: Script, *, durable: bool = True) -> list[bool]:
+        """A write (``durable``: proven on ``min_replicas`` replicas, as any write) or a roll-up read round."""
         return write(
-            plan, script, self._rounds, retries=self.retries, retry_timeout_s=self.retry_timeout_s, stats=self.stats
+            plan,
+            script,
+            self._rounds,
+            retries=self.retries,
+            retry_timeout_s=self.retry_timeout_s,
+            stats=self.stats,
+            durability=self.durability if durable else None,
         )
 
     # reads

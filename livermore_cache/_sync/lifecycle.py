@@ -24,7 +24,8 @@ class Lifecycle(CacheBase):
         """A cache over a client of its own for ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         ``cluster=True`` makes a Redis Cluster client. ``settings`` are the
-        cache's own (``ttl_seconds``, ``retries``, ``retry_timeout_s``, ...).
+        cache's own (``ttl_seconds``, ``retries``, ``retry_timeout_s``, ``min_replicas``,
+        ``replica_timeout_ms``, ``wait_aof``, ...).
         Nothing connects until the first call; closing the cache closes the client.
         """
         if not isinstance(url, str):

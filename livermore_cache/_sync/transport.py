@@ -11,11 +11,23 @@ Against Redis Cluster the calls are grouped by the primary that owns each key
 (redis-py's cluster pipeline refuses script calls). ASK is followed at once
 (ASKING, then the call, on the target node); MOVED, TRYAGAIN, CLUSTERDOWN and
 READONLY (a demoted primary) are sent again after the slot map is reloaded.
+
+With ``min_replicas``, the round's commands on each connection are followed
+by ``WAIT`` (or ``WAITAOF``) in the same write, so proving replication costs
+no round trip; its reply is read with the connection's timeout plus the WAIT's.
+
+Connecting never stretches a round: every connect the write path makes tries
+once (redis-py's own connect retries set aside) within what is left of the
+deadline. A cache whose last round failed, or that has not yet sent one, sends
+its next round over a private connection for the same reason (a pooled
+connection would connect inside ``get_connection``, with redis-py's retries).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,37 +37,62 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError, Sl
 
 from livermore_cache import _compat, telemetry
 from livermore_cache._backends import sync as backend
-from livermore_cache.engine import AMBIGUOUS_ERRORS, Command, NotSent, Plan, WriteRounds, WriteStats
+from livermore_cache.engine import AMBIGUOUS_ERRORS, Command, Durability, NotSent, Plan, WriteRounds, WriteStats
 from livermore_cache.resp import pack_commands
 
-__all__ = ["ClusterRounds", "ServerRounds", "rounds_for", "write"]
+__all__ = ["ClusterRounds", "ServerRounds", "Wait", "rounds_for", "write"]
 
 
-def _exchange(connection: Any, commands: Sequence[Command]) -> list[Any]:
+class Wait:
+    """The command that follows a round's script calls on every connection, and how long its reply may take."""
+
+    def __init__(self, command: Command, timeout_s: float) -> None:
+        self.command = command
+        self.timeout_s = timeout_s
+
+
+def _exchange(
+    connection: Any, commands: Sequence[Command], wait: Wait | None = None, deadline: float = math.inf
+) -> list[Any]:
     """The commands in one write on one connection, then every reply; error replies come back as exceptions.
 
+    With ``wait``, its command goes last in the same write and its reply comes
+    last in the list (read with the connection's timeout plus the WAIT's).
     A failure to connect raises ``NotSent``: nothing was sent, so nothing can have run.
     """
     if not _compat.is_connected(connection):
         try:
-            with _compat.connect_once(connection):
+            with _compat.connect_once(connection, limit=deadline - time.monotonic()):
                 connection.connect()
         except AMBIGUOUS_ERRORS as error:
             connection.disconnect()
             raise NotSent(error) from error
+    sent = commands if wait is None else [*commands, wait.command]
     try:
         # One buffer, one sendall: redis-py would send a large batch as one syscall per 6 kB piece.
-        connection.send_packed_command([pack_commands(commands)])
+        connection.send_packed_command([pack_commands(sent)])
         outcomes: list[Any] = []
         for _ in commands:
             try:
                 outcomes.append(connection.read_response())
             except ResponseError as error:  # an error reply: the replies after it are still read
                 outcomes.append(error)
+        if wait is not None:
+            try:
+                outcomes.append(backend.read_slow_reply(connection, wait.timeout_s))
+            except ResponseError as error:  # NOPERM, WAITAOF without appendonly, ...: not proven
+                outcomes.append(error)
         return outcomes
     except BaseException:
         connection.disconnect()  # replies may be left unread: this connection must not be used again as is
         raise
+
+
+def _split(outcomes: list[Any], wait: Wait | None) -> tuple[list[Any], list[Any] | None]:
+    """(the script calls' outcomes, per call the WAIT reply of its connection) of one connection's exchange."""
+    if wait is None:
+        return outcomes, None
+    return outcomes[:-1], [outcomes[-1]] * (len(outcomes) - 1)
 
 
 class ServerRounds:
@@ -64,25 +101,42 @@ class ServerRounds:
     A client made with ``single_connection_client=True`` is served over its own
     connection, under its own lock; any other over a connection of its pool,
     or, after a failure, over a private connection that connects without
-    redis-py's retries (see ``_compat.private_connection``).
+    redis-py's retries (see ``_compat.private_connection``). So is the first
+    round of a cache that has not yet completed one, or whose last round
+    failed (``warm`` is False): a fresh client against a server that is down
+    gives up within ``retry_timeout_s`` and one connect timeout.
     """
 
     cluster = False
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.warm = False
+        """True once a round completed over this client, until one fails: its pool then serves the first round."""
 
-    def send(self, commands: Sequence[Command], after_failure: bool) -> list[Any]:
+    def send(
+        self, commands: Sequence[Command], after_failure: bool, *, deadline: float = math.inf, wait: Wait | None = None
+    ) -> tuple[list[Any], list[Any] | None]:
+        """The round's outcomes, and per call the WAIT reply of its connection (None without ``wait``)."""
+        try:
+            outcomes = self._send(commands, after_failure or not self.warm, deadline, wait)
+        except BaseException:
+            self.warm = False
+            raise
+        self.warm = True
+        return _split(outcomes, wait)
+
+    def _send(self, commands: Sequence[Command], private: bool, deadline: float, wait: Wait | None) -> list[Any]:
         backend.ready(self.client)
         connection, lock = _compat.single_connection(self.client)
         if connection is not None:
             with backend.holding(lock):
-                return _exchange(connection, commands)
+                return _exchange(connection, commands, wait, deadline)
         pool = self.client.connection_pool
-        if after_failure:
+        if private:
             connection = _compat.private_connection(pool)
             try:
-                return _exchange(connection, commands)
+                return _exchange(connection, commands, wait, deadline)
             finally:
                 connection.disconnect()
         try:
@@ -90,7 +144,7 @@ class ServerRounds:
         except AMBIGUOUS_ERRORS as error:
             raise NotSent(error) from error
         try:
-            return _exchange(connection, commands)
+            return _exchange(connection, commands, wait, deadline)
         finally:
             pool.release(connection)
 
@@ -106,7 +160,10 @@ class ClusterRounds:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def send(self, commands: Sequence[Command], after_failure: bool) -> list[Any]:
+    def send(
+        self, commands: Sequence[Command], after_failure: bool, *, deadline: float = math.inf, wait: Wait | None = None
+    ) -> tuple[list[Any], list[Any] | None]:
+        """The round's outcomes, and per call the WAIT reply of its node's connection (None without ``wait``)."""
         backend.ready(self.client)
         groups: dict[str, tuple[Any, list[int]]] = {}
         try:
@@ -114,36 +171,45 @@ class ClusterRounds:
                 node = self.client.get_node_from_key(command[3])
                 groups.setdefault(node.name, (node, []))[1].append(index)
         except SlotNotCoveredError as error:  # a slot map with a hole, mid-failover
-            return [error] * len(commands)
+            return [error] * len(commands), None
         batches = [(node, [commands[i] for i in indexes]) for node, indexes in groups.values()]
-        replies = backend.each_node(self._send_node, batches)
+        replies = backend.each_node(functools.partial(self._send_node, wait=wait, deadline=deadline), batches)
         outcomes: list[Any] = [None] * len(commands)
+        waits: list[Any] = [None] * len(commands)
         for (_, indexes), node_replies in zip(groups.values(), replies, strict=True):
-            for index, reply in zip(indexes, node_replies, strict=True):
-                outcomes[index] = self._follow_ask(reply, commands[index])
-        return outcomes
+            # each node's WAIT reply (its last item) answers for that node's calls
+            for index, reply in zip(indexes, node_replies[:-1], strict=True):
+                outcomes[index], follow_wait = self._follow_ask(reply, commands[index], wait, deadline)
+                waits[index] = node_replies[-1] if follow_wait is None else follow_wait
+        return outcomes, (waits if wait is not None else None)
 
-    def _send_node(self, node: Any, commands: list[Command]) -> list[Any]:
-        """One node's share of the round; a node that cannot be reached yields its error for its calls only."""
+    def _send_node(
+        self, node: Any, commands: list[Command], *, wait: Wait | None = None, deadline: float = math.inf
+    ) -> list[Any]:
+        """One node's share of the round, then its WAIT reply (None without WAIT); an unreachable node fails alone."""
         try:
             connection = backend.node_connection(node)
         except AMBIGUOUS_ERRORS as error:
-            return [NotSent(error)] * len(commands)
+            return [NotSent(error)] * len(commands) + [None]
         try:
-            return _exchange(connection, commands)
+            outcomes = _exchange(connection, commands, wait, deadline)
+            return outcomes if wait is not None else [*outcomes, None]
         except (NotSent, *AMBIGUOUS_ERRORS) as error:
-            return [error] * len(commands)
+            return [error] * len(commands) + [None]
         finally:
             backend.release_node_connection(node, connection)
 
-    def _follow_ask(self, reply: Any, command: Command) -> Any:
-        """ASK (not MOVED): the key is migrating; ask the target node once, with ASKING."""
+    def _follow_ask(
+        self, reply: Any, command: Command, wait: Wait | None = None, deadline: float = math.inf
+    ) -> tuple[Any, Any]:
+        """ASK (not MOVED): the key is migrating; ask the target node once, with ASKING (and its WAIT reply)."""
         if not isinstance(reply, AskError) or isinstance(reply, MovedError):
-            return reply
+            return reply, None
         node = self.client.get_node(host=reply.host, port=reply.port)
         if node is None:
-            return reply
-        return (self._send_node(node, [("ASKING",), command]))[1]
+            return reply, None
+        replies = self._send_node(node, [("ASKING",), command], wait=wait, deadline=deadline)
+        return replies[1], replies[-1]
 
     def refresh(self) -> None:
         """Reload the slot map; while a failover is under way this may fail, and the next round tries again."""
@@ -169,8 +235,9 @@ def write(
     retries: int,
     retry_timeout_s: float,
     stats: WriteStats,
+    durability: Durability | None = None,
 ) -> list[bool]:
-    """Send the plan's script calls round after round until each has a final outcome (see ``retry``)."""
+    """Send the plan's script calls round after round until each has a final outcome (see ``engine``)."""
     state = WriteRounds(
         plan,
         script.sha,
@@ -180,7 +247,10 @@ def write(
         cluster=rounds.cluster,
         stats=stats,
         started=time.monotonic(),
+        durability=durability,
     )
+    wait_command = state.wait_command()
+    wait = None if wait_command is None else Wait(wait_command, state.durability.timeout_s)
     op = telemetry.current()
     first = op is not None and op.items is None  # a later write of the same call (a roll-up) adds only its retries
     if op is not None and first:
@@ -188,11 +258,12 @@ def write(
     after_failure = False
     try:
         while (commands := state.next_round()) is not None:
+            waits: list[Any] | None = None
             try:
-                outcomes = rounds.send(commands, after_failure)
+                outcomes, waits = rounds.send(commands, after_failure, deadline=state.deadline, wait=wait)
             except (NotSent, *AMBIGUOUS_ERRORS) as error:
                 outcomes = [error] * len(commands)
-            pause = state.feed(outcomes, time.monotonic())
+            pause = state.feed(outcomes, time.monotonic(), waits)
             if pause:
                 after_failure = True
                 rounds.refresh()

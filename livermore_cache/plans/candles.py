@@ -43,6 +43,7 @@ _CANDLE_FIELDS: Final = Candle.__struct_fields__
 UNCONDITIONAL_MODE: Final = b"0"
 VERSIONED_MODE: Final = b"1"
 RETRY_MODE: Final = b"2"
+PROVING_RETRY_MODE: Final = b"3"
 
 
 def check_max_candles(max_candles: object) -> int:
@@ -100,7 +101,7 @@ class ScriptCall:
     sent: list[int] = field(default_factory=list)
     """Indexes into ``candles`` of the candles the last ``args()`` sent, in order: what the reply answers."""
 
-    def args(self, *, retry: bool = False) -> Command:
+    def args(self, *, retry: bool = False, prove: bool = False) -> Command:
         """ARGV (see the script's header): mode, TTL, trim rank, channel, range, then three per candle.
 
         Outside retry mode, a candle that cannot end up stored is answered False
@@ -109,8 +110,12 @@ class ScriptCall:
         sequence); in unconditional mode, only the last. A retried versioned call
         runs in mode "2" and sends every candle: one the key already holds byte
         for byte reports 1, since an earlier attempt of this call may have stored it.
+        A proving retry (``prove``, with ``min_replicas``) runs in mode "3": as "2", and a call that
+        writes nothing yet finds a candle of its own stored makes one replicated write that changes nothing.
         """
-        mode = RETRY_MODE if retry and self.mode == VERSIONED_MODE else self.mode
+        mode = self.mode
+        if retry and self.mode == VERSIONED_MODE:
+            mode = PROVING_RETRY_MODE if prove else RETRY_MODE
         candles = self.candles
         sent = self.sent = list(range(len(candles))) if retry or len(candles) == 1 else self._contenders()
         stamps = [candles[i].timestamp for i in sent]
@@ -153,11 +158,11 @@ class ScriptCall:
         keep = set(chosen.values())
         return [i for i, c in enumerate(candles) if i in keep or c.timestamp in unsequenced]
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False) -> Command:
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
         """The EVALSHA (or, after NOSCRIPT, EVAL) command for this call."""
         if by_sha:
-            return ("EVALSHA", sha, 1, self.key, *self.args(retry=retry))
-        return ("EVAL", source, 1, self.key, *self.args(retry=retry))
+            return ("EVALSHA", sha, 1, self.key, *self.args(retry=retry, prove=prove))
+        return ("EVAL", source, 1, self.key, *self.args(retry=retry, prove=prove))
 
 
 @dataclass(slots=True)

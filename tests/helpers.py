@@ -112,12 +112,12 @@ class Facade:
     def sentinel_client(self, addresses: list[tuple[str, int]], service: str, **options: Any) -> Any:
         """``Sentinel(addresses).master_for(service, **options)`` of this facade, closed (with its sentinels) by ``close()``."""
         if not self.is_async:
-            sentinel = redis.sentinel.Sentinel(addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call]
-            sync_client = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call]
+            sentinel = redis.sentinel.Sentinel(addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call, unused-ignore]
+            sync_client = sentinel.master_for(service, **options)  # type: ignore[no-untyped-call, unused-ignore]
             self._closers.extend(s.close for s in sentinel.sentinels)
             self._closers.append(sync_client.close)
             return sync_client
-        asentinel = redis.asyncio.sentinel.Sentinel(addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call]
+        asentinel = redis.asyncio.sentinel.Sentinel(addresses, socket_timeout=0.5)  # type: ignore[no-untyped-call, unused-ignore]
         async_client = asentinel.master_for(service, **options)
 
         async def close() -> None:

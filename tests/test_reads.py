@@ -69,7 +69,7 @@ def test_corrupt_member_is_reported_with_its_key(cache: Any, r: redis.Redis) -> 
 def test_publish(cache: Any, r: redis.Redis, method: str, channel_of: Any) -> None:
     candle = unified(T0, 3)
     assert getattr(cache, method)(USER, EXCHANGE, candle) == 0
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = r.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     pubsub.subscribe(channel_of(*SERIES))
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     try:

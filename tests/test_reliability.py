@@ -66,7 +66,7 @@ class CloseListener:
     """A plain redis-py pubsub on every close channel of (USER, EXCHANGE), subscribed before anything is written."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         self.pubsub.psubscribe(candle_close_pattern(USER, EXCHANGE))
         confirmed = self.pubsub.get_message(timeout=5)
         assert confirmed is not None

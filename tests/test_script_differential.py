@@ -81,7 +81,7 @@ def test_the_rewritten_script_answers_and_writes_as_its_reference(redis_url: str
     assert reference_db.connection_pool.connection_kwargs["db"] == 1
     reference = reference_db.register_script(REFERENCE)
     current = current_db.register_script(script_source("versioned_write"))
-    listener = redis.Redis.from_url(redis_url).pubsub()  # type: ignore[no-untyped-call]
+    listener = redis.Redis.from_url(redis_url).pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     listener.subscribe(CHANNEL)
     drain(listener, reference_db)
     key = "candles:differential"

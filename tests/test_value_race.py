@@ -114,7 +114,7 @@ def test_racing_newer_wins_writers_leave_the_newest_and_publish_once_per_win(
     r: redis.Redis, redis_url: str, seed: int, window: int | None, record_property: Any
 ) -> None:
     orders = shuffles(seed, window)
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = r.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     pubsub.subscribe(CHANNEL)
     confirmed = pubsub.get_message(timeout=5)
     assert confirmed is not None

@@ -24,7 +24,8 @@ $(STAMP): $(LOCK) pyproject.toml
 
 lock: install  ## refresh requirements/dev.lock: the newest releases within pyproject.toml's ranges (commit the result)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
-	  --upgrade --custom-compile-command "make lock" --quiet -o $(LOCK)
+	  --upgrade --custom-compile-command "make lock" --quiet -o $(LOCK).new
+	if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; else mv $(LOCK).new $(LOCK); fi
 	$(MAKE) install
 
 test: install  ## the whole suite against a real server (see README: how tests find Redis)

@@ -3,23 +3,39 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+LOCK := requirements/dev.lock
 PYTEST_ARGS ?=
+NOX_ARGS ?=
 
-.PHONY: install generate test test-fast test-versions test-compat lint format typecheck bench bench-full microbench clean
+.PHONY: install lock generate test test-fast test-versions test-compat lint format typecheck bench bench-full microbench clean
 
-install: $(STAMP)
+install: $(STAMP)  ## .venv: the locked dev tools and runtime deps (requirements/dev.lock), then the project editable, --no-deps
 
-$(STAMP): pyproject.toml
+# The lock pins every tool and library `make install` puts in .venv, with hashes, for every platform and
+# for Python 3.11-3.13 at once (uv's universal resolution), so it does not depend on the Python you run.
+# pyproject.toml keeps the wide ranges; only `make lock` resolves them:
+# after editing its dependencies, run `make lock` (`make install` alone keeps the locked set).
+$(STAMP): $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+lock: install  ## refresh requirements/dev.lock: the newest releases within pyproject.toml's ranges (commit the result)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+	  --upgrade --custom-compile-command "make lock" --quiet -o $(LOCK).new
+	if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; else mv $(LOCK).new $(LOCK); fi
+	$(MAKE) install
+
+# Every test run is under -X dev with ResourceWarning as an error: an unclosed socket or client fails it.
+PYTEST := $(BIN)/python -X dev -W error::ResourceWarning -m pytest
+
 test: install  ## the whole suite against a real server (see README: how tests find Redis)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install  ## everything but the slow tests
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 SERVER_VERSIONS ?= redis-6.2 valkey-8
 test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries from pinned pip packages)
@@ -27,11 +43,11 @@ test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries fr
 	  binary=$$($(BIN)/python -m tools.servers binary $$version) || exit 1; \
 	  echo "== core tests on $$version ($$binary)"; \
 	  LIVERMORE_TEST_BACKEND=local LIVERMORE_SERVER_BINARY=$$binary \
-	    $(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
+	    $(PYTEST) -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
 	done
 
-test-compat:  ## the non-slow suite per Python x redis-py (x hiredis) combination, venvs in .venv-compat/ (tools/compat.py)
-	$(PYTHON) tools/compat.py
+test-compat: install  ## the non-slow suite and mypy per Python x redis-py (x hiredis) combination (noxfile.py; venvs in .nox/, reused)
+	$(BIN)/nox $(NOX_ARGS)
 
 generate: install  ## regenerate the sync code (livermore_cache/_sync) from its asyncio source
 	$(BIN)/python tools/unasync.py
@@ -56,4 +72,4 @@ microbench: install  ## validate+encode and decode against the standard library'
 	$(BIN)/python -m pytest tests/unit/test_microbench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,ops
 
 clean:
-	rm -rf $(VENV) .venv-compat .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

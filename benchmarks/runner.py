@@ -103,7 +103,7 @@ def _sync_worker(
 def _subscriber(url: str, pattern: str, ready: Barrier, stop: Any, queue: Any) -> None:
     """Counts close events until told to stop and nothing more arrives."""
     client = redis.Redis.from_url(url)
-    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     pubsub.psubscribe(pattern)
     while (message := pubsub.get_message(timeout=1.0)) is None or message["type"] != "psubscribe":
         pass

@@ -13,7 +13,7 @@ from typing import Any
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
-    from hiredis import pack_command as _hiredis_pack
+    from hiredis import pack_command as _hiredis_pack  # type: ignore[import-not-found, no-redef, unused-ignore]
 except ImportError:  # hiredis is optional for redis-py; the pure-Python packer below serves then
     _hiredis_pack = None
 

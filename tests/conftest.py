@@ -141,7 +141,7 @@ def make_value_cache(facade: Facade, redis_url: str) -> Callable[..., Any]:
 @pytest.fixture
 def sub(r: redis.Redis) -> Iterator[Any]:
     """A plain redis-py pattern subscriber to every channel of the test server, its subscription confirmed."""
-    pubsub = r.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = r.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     pubsub.psubscribe("*")
     confirmed = pubsub.get_message(timeout=5)
     assert confirmed is not None

@@ -143,15 +143,7 @@ class AsyncCandleCache(AsyncLifecycle):
             return plan.results([])
         if self.rollups:
             return await self._write_and_roll_up(plan)
-        return await write(
-            plan,
-            self._scripts.versioned_write,
-            self._rounds,
-            retries=self.retries,
-            retry_timeout_s=self.retry_timeout_s,
-            stats=self.stats,
-            durability=self.durability,
-        )
+        return await self._send(plan, self._scripts.versioned_write)
 
     # roll-ups
 

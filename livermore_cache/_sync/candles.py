@@ -144,15 +144,7 @@ class CandleCache(Lifecycle):
             return plan.results([])
         if self.rollups:
             return self._write_and_roll_up(plan)
-        return write(
-            plan,
-            self._scripts.versioned_write,
-            self._rounds,
-            retries=self.retries,
-            retry_timeout_s=self.retry_timeout_s,
-            stats=self.stats,
-            durability=self.durability,
-        )
+        return self._send(plan, self._scripts.versioned_write)
 
     # roll-ups
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import re
 import socket
 import struct
@@ -37,6 +36,7 @@ from markdown_it import MarkdownIt
 from tools.servers import cluster as servers
 from tools.servers.cluster import ClusterProcess
 from tools.servers.process import ServerProcess
+from tools.servers.sentinel import SentinelProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUPS = ("standalone", "cluster", "sentinel")
@@ -133,30 +133,6 @@ def cluster(binary: str) -> Iterator[None]:
         made.stop()
 
 
-@dataclass
-class SentinelProcess(ServerProcess):
-    """``server sentinel.conf --sentinel``: watches the primary on ``monitored_port`` as ``mymaster``, quorum 1."""
-
-    monitored_port: int = STANDALONE_PORT
-
-    @property
-    def conf(self) -> str:
-        return os.path.join(self.directory, "sentinel.conf")
-
-    def command(self) -> list[str]:
-        return [self.binary, self.conf, "--sentinel"]
-
-    def start(self, ready: bool = True) -> SentinelProcess:
-        Path(self.conf).write_text(
-            f"port {self.port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.directory}\n"
-            f"logfile {os.path.join(self.directory, 'server.log')}\n"
-            f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {self.monitored_port} 1\n"
-            f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n"
-        )
-        super().start(ready)
-        return self
-
-
 def _wait(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -186,7 +162,9 @@ def sentinel(binary: str) -> Iterator[None]:
         replica = ServerProcess(binary, ["--replicaof", "127.0.0.1", str(STANDALONE_PORT)], port=SENTINEL_REPLICA_PORT)
         started.append(replica)
         replica.start()
-        watcher = SentinelProcess(binary, port=SENTINEL_PORT)
+        watcher = SentinelProcess(
+            binary, port=SENTINEL_PORT, monitored_port=STANDALONE_PORT, service=SENTINEL_SERVICE, quorum=1
+        )
         started.append(watcher)
         watcher.start()
         _wait("the replica to sync", lambda: _replica_synced(SENTINEL_REPLICA_PORT))

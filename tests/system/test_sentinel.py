@@ -21,12 +21,10 @@ on, every timestamp holds exactly the last sequence acknowledged for it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -42,40 +40,13 @@ from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import Facade
 from tools.servers.discovery import private_server_binary
 from tools.servers.process import ServerProcess
+from tools.servers.sentinel import SentinelProcess
 
 pytestmark = pytest.mark.slow
 
 SERVICE = "m"
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 SLOTS = 8  # round n writes timestamp slot n % SLOTS of every series with sequence n
-
-
-@dataclass
-class SentinelProcess(ServerProcess):
-    """A sentinel of the test's own: ``redis-server <conf> --sentinel``, its conf file writable in its temp dir."""
-
-    monitored_port: int = 0
-
-    @property
-    def conf(self) -> str:
-        return os.path.join(self.directory, "sentinel.conf")
-
-    def command(self) -> list[str]:
-        return [self.binary, self.conf, "--sentinel"]
-
-    def start(self, ready: bool = True) -> SentinelProcess:
-        Path(self.conf).write_text(
-            f"port {self.port}\n"
-            "bind 127.0.0.1\n"
-            "protected-mode no\n"
-            f"dir {self.directory}\n"
-            f"logfile {os.path.join(self.directory, 'server.log')}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {self.monitored_port} 2\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-            f"sentinel failover-timeout {SERVICE} 5000\n"
-        )
-        super().start(ready)
-        return self
 
 
 @dataclass
@@ -150,7 +121,9 @@ def group() -> Iterator[Group]:
         replica.start()
         sentinels = []
         for _ in range(3):
-            sentinel = SentinelProcess(binary, monitored_port=primary.port)
+            sentinel = SentinelProcess(
+                binary, monitored_port=primary.port, service=SERVICE, quorum=2, failover_timeout_ms=5000
+            )
             started.append(sentinel)
             sentinels.append(sentinel.start())
         made = Group(primary, replica, sentinels)

@@ -28,7 +28,6 @@ from livermore_cache import (
     Orderbook,
     OrderbookCache,
     OrderbookUpdate,
-    Ticker,
     TickerCache,
     candle_close_channel,
     candle_key,
@@ -38,7 +37,7 @@ from livermore_cache import (
     ticker_channel,
     ticker_key,
 )
-from tests.support.builders import unified
+from tests.support.builders import ticker, unified
 from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import AsyncAsSync, Facade
 from tools.servers.process import ServerProcess
@@ -63,19 +62,6 @@ def drain(subscription: Any, idle: float = 0.5) -> list[Any]:
     while (event := subscription.get(timeout=idle)) is not None:
         events.append(event)
     return events
-
-
-def ticker(symbol: str, timestamp: int = T0) -> Ticker:
-    return Ticker(
-        symbol=symbol,
-        price=1.5,
-        change24h=0.1,
-        change_percent24h=0.2,
-        high24h=2.0,
-        low24h=1.0,
-        volume24h=3.0,
-        timestamp=timestamp,
-    )
 
 
 def book(symbol: str, timestamp: int = T0) -> Orderbook:

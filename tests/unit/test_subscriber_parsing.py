@@ -17,7 +17,6 @@ from livermore_cache import (
     Orderbook,
     OrderbookUpdate,
     Series,
-    Ticker,
     TickerUpdate,
     ValidationError,
     candle_close_channel,
@@ -43,7 +42,7 @@ from livermore_cache.keys import (
 from livermore_cache.limits import MAX_SAFE_INTEGER
 from livermore_cache.plans.values import INDICATORS, ORDERBOOKS, TICKERS
 from livermore_cache.timeframes import TIMEFRAME_VALUES
-from tests.support.builders import unified
+from tests.support.builders import ticker, unified
 from tests.support.constants import T0
 
 U, E = 7, 1
@@ -150,19 +149,6 @@ def test_parsers_never_raise(channel: str | bytes) -> None:
 
 
 # ---- payload matching ---------------------------------------------------------------------------
-
-
-def ticker(symbol: str, timestamp: int = T0) -> Ticker:
-    return Ticker(
-        symbol=symbol,
-        price=1.5,
-        change24h=0.1,
-        change_percent24h=0.2,
-        high24h=2.0,
-        low24h=1.0,
-        volume24h=3.0,
-        timestamp=timestamp,
-    )
 
 
 def indicator(symbol: str = "BTC", timeframe: str = "1h", type: str = "macd-v", timestamp: int = T0) -> IndicatorValue:  # noqa: A002

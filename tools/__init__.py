@@ -1,1 +1,1 @@
-"""The project's own tools: the sync-code generator, the compatibility runner, and the servers that tests and benchmarks use."""
+"""The project's own tools: the sync-code generator (``unasync.py``) and the servers that tests, docs and benchmarks start (``servers/``)."""

@@ -54,6 +54,16 @@ if ENABLED:
     from opentelemetry import metrics, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
+    _UNCONFIGURED_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    from opentelemetry.metrics import _internal as _metrics_internal
+
+    # The API's stand-in until an SDK is set is private; without it, metrics are only treated as configured.
+    _PROXY_METERS: tuple[type, ...] = tuple(
+        c for c in (getattr(_metrics_internal, "_ProxyMeterProvider", None),) if isinstance(c, type)
+    )
+    _UNCONFIGURED_METRICS: Final = (*_PROXY_METERS, metrics.NoOpMeterProvider)
+    """The providers that stand in until an SDK is set (the API's proxies) or that record nothing."""
+
     _TRACER = trace.get_tracer("livermore_cache")
     _METER = metrics.get_meter("livermore_cache")
     _DURATION = _METER.create_histogram(
@@ -129,8 +139,13 @@ def current() -> Operation | None:
 
 
 def start(name: str, address: tuple[str | None, int | None]) -> Operation | None:
-    """A new operation for a public method call, or None when one is already running (a method calling another)."""
+    """A new operation for a public method call; None when one is already running (a method calling another),
+    or when no SDK has been set for traces or metrics (nothing would record it: a type check is all it costs)."""
     if _CURRENT.get() is not None:
+        return None
+    if isinstance(trace.get_tracer_provider(), _UNCONFIGURED_TRACING) and isinstance(
+        metrics.get_meter_provider(), _UNCONFIGURED_METRICS
+    ):
         return None
     return Operation(name, address)
 

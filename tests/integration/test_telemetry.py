@@ -198,3 +198,24 @@ def test_without_the_api_nothing_is_imported_and_the_cache_works(redis_url: str)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_with_the_api_and_no_sdk_no_operation_is_made() -> None:
+    """The API's stand-in providers record nothing, so nothing is built per call until an SDK is set."""
+    program = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from livermore_cache import telemetry
+
+        assert telemetry.ENABLED
+        assert telemetry.start("get_ticker", (None, None)) is None
+        trace.set_tracer_provider(TracerProvider())
+        assert telemetry.start("get_ticker", (None, None)) is not None
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -20,16 +20,20 @@ import nox
 
 PYTHONS = ("3.11", "3.12", "3.13")
 NEWEST = "redis>=8.0,<9"
-# (python, redis-py label, redis-py requirement, hiredis): the combinations .ci/run expects.
-COMBINATIONS = [
-    ("3.11", "5.0", "redis>=5.0,<5.1", True),
-    ("3.11", "5.3", "redis>=5.3,<5.4", True),
-    ("3.11", "6.4", "redis>=6.4,<6.5", True),
-    ("3.11", "7.4", "redis>=7.4,<7.5", True),
-    ("3.11", "-newest", NEWEST, True),
-    ("3.12", "-newest", NEWEST, True),
-    ("3.13", "-newest", NEWEST, True),
-    ("3.11", "-newest", NEWEST, False),
+# The lowest release of every other range pyproject.toml declares (the library's and the otel extra's):
+# one session runs them all, beside the oldest redis-py line, so each declared lower bound is tested.
+LOWEST = ("msgspec==0.18.6", "click==8.1.0", "opentelemetry-api==1.20.0", "opentelemetry-sdk==1.20.0")
+# (python, label, redis-py requirement, hiredis, extra pins): the combinations .ci/run expects.
+COMBINATIONS: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
+    ("3.11", "redis5.0", "redis>=5.0,<5.1", True, ()),
+    ("3.11", "redis5.0-lowest-deps", "redis>=5.0,<5.1", True, LOWEST),
+    ("3.11", "redis5.3", "redis>=5.3,<5.4", True, ()),
+    ("3.11", "redis6.4", "redis>=6.4,<6.5", True, ()),
+    ("3.11", "redis7.4", "redis>=7.4,<7.5", True, ()),
+    ("3.11", "redis-newest", NEWEST, True, ()),
+    ("3.12", "redis-newest", NEWEST, True, ()),
+    ("3.13", "redis-newest", NEWEST, True, ()),
+    ("3.11", "redis-newest", NEWEST, False, ()),
 ]
 LOCK = "requirements/dev.lock"
 PROBE = """
@@ -70,18 +74,20 @@ _expose_pyenv_interpreters()
 
 @nox.session
 @nox.parametrize(
-    ("python", "requirement", "hiredis"),
+    ("python", "requirement", "hiredis", "pins"),
     [
-        nox.param(python, requirement, hiredis, id=f"py{python}-redis{label}" + ("" if hiredis else "-nohiredis"))
-        for python, label, requirement, hiredis in COMBINATIONS
+        nox.param(python, requirement, hiredis, pins, id=f"py{python}-{label}" + ("" if hiredis else "-nohiredis"))
+        for python, label, requirement, hiredis, pins in COMBINATIONS
     ],
 )
-def compat(session: nox.Session, requirement: str, hiredis: bool) -> None:
+def compat(session: nox.Session, requirement: str, hiredis: bool, pins: tuple[str, ...]) -> None:
     """The non-slow suite and mypy --strict on one Python x redis-py (x hiredis) combination."""
     session.install("--require-hashes", "-r", LOCK)
     session.install(
         "--upgrade-package", "redis", "--upgrade-package", "hiredis", requirement, *(["hiredis"] if hiredis else [])
     )
+    if pins:
+        session.install(*pins)
     if not hiredis:
         session.run_install("uv", "pip", "uninstall", "hiredis")
     session.install("--no-deps", "--no-build-isolation", "-e", ".")

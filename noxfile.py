@@ -22,7 +22,7 @@ PYTHONS = ("3.11", "3.12", "3.13")
 NEWEST = "redis>=8.0,<9"
 # The lowest release of every other range pyproject.toml declares (the library's and the otel extra's):
 # one session runs them all, beside the oldest redis-py line, so each declared lower bound is tested.
-LOWEST = ("msgspec==0.18.6", "click==8.1.0", "opentelemetry-api==1.20.0", "opentelemetry-sdk==1.20.0")
+LOWEST = ("msgspec==0.18.6", "click==8.1.2", "opentelemetry-api==1.20.0", "opentelemetry-sdk==1.20.0")
 # (python, label, redis-py requirement, hiredis, extra pins): the combinations .ci/run expects.
 COMBINATIONS: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
     ("3.11", "redis5.0", "redis>=5.0,<5.1", True, ()),

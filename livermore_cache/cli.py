@@ -107,7 +107,9 @@ class Connection:
         shown = redact(self.url)
         try:
             if self.cluster:
-                client: Any = redis.cluster.RedisCluster.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+                client: Any = redis.cluster.RedisCluster.from_url(  # type: ignore[no-untyped-call, unused-ignore]
+                    self.url, socket_connect_timeout=CONNECT_TIMEOUT_S
+                )
             else:
                 client = redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_S)
         except ValueError as error:

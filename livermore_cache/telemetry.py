@@ -118,7 +118,8 @@ class Operation:
         if self.items is not None:
             span.set_attribute("livermore_cache.retried_rounds", self.retried_rounds)
         if error is not None:
-            span.record_exception(error)
+            if isinstance(error, Exception):  # the API types record_exception for Exception (1.20+)
+                span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()
         attributes = {"livermore_cache.operation": self.name}

@@ -10,6 +10,7 @@ docs/durability.md).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -123,21 +124,30 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
     return figures
 
 
-@pytest.mark.parametrize("min_replicas", [1, 0])
-def test_graceful_failover_loses_no_acknowledged_write(facade: Facade, group: Group, min_replicas: int) -> None:
-    if min_replicas == 0 and facade.is_async:
-        pytest.skip("the loss without min_replicas is measured once, through the sync facade")
-    figures = run(facade, group, min_replicas=min_replicas, graceful=True)
-    if min_replicas:
-        assert figures["lost"] == 0, figures
-        assert figures["other_errors"] == 0, figures
+def test_graceful_failover_loses_no_acknowledged_write(facade: Facade, group: Group) -> None:
+    figures = run(facade, group, min_replicas=1, graceful=True)
+    assert figures["lost"] == 0, figures
+    assert figures["other_errors"] == 0, figures
 
 
-@pytest.mark.parametrize("min_replicas", [1, 0])
-def test_sigkill_of_the_primary_loses_no_acknowledged_write(facade: Facade, group: Group, min_replicas: int) -> None:
-    if min_replicas == 0 and facade.is_async:
-        pytest.skip("the loss without min_replicas is measured once, through the sync facade")
-    figures = run(facade, group, min_replicas=min_replicas, graceful=False)
-    if min_replicas:
-        assert figures["lost"] == 0, figures
-        assert figures["other_errors"] == 0, figures
+def test_sigkill_of_the_primary_loses_no_acknowledged_write(facade: Facade, group: Group) -> None:
+    figures = run(facade, group, min_replicas=1, graceful=False)
+    assert figures["lost"] == 0, figures
+    assert figures["other_errors"] == 0, figures
+
+
+def test_without_min_replicas_a_graceful_failover_loses_acknowledged_writes(
+    group: Group, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Why min_replicas exists: the demoted primary keeps acknowledging writes it will never replicate.
+
+    Measured once, through the sync facade (docs/durability.md quotes the figures).
+    """
+    facade = Facade("sync", loop)
+    try:
+        figures = run(facade, group, min_replicas=0, graceful=True)
+    finally:
+        facade.close()
+    assert figures["reported_true"] > 0, figures
+    assert 0 < figures["lost"] <= figures["reported_true"], figures
+    assert figures["not_replicated_errors"] == 0, figures  # nothing is checked without min_replicas

@@ -12,7 +12,11 @@
 --          distinct timestamps)
 -- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
 -- ARGV[5]  the lowest timestamp of the candles, ARGV[6] the highest, ARGV[7] a LIMIT
---          for the range read between them (the client sends 4 x distinct + 16)
+--          for the range read between them (the client sends 4 x distinct + 16), or
+--          "0": read timestamp by timestamp instead (the client sends "0" when the
+--          span holds many open times the batch does not write: a range read would
+--          carry their members and their scores, which cost more than a read per
+--          timestamp; see docs/benchmark.md, "Performance round 3")
 -- ARGV[8..] three per candle, in input order: its timestamp (canonical decimal
 --          digits, as Redis writes an integer score), its sequence (digits, "" = none),
 --          its JSON member. The client computes the first two from the candle, so
@@ -91,8 +95,8 @@ local existing = {} -- timestamp text -> list of members held there
 local wanted = {}   -- timestamp text -> true, for the timestamps of this call
 for i = FIRST, #ARGV, 3 do wanted[ARGV[i]] = true end
 local limit = tonumber(ARGV[7])
-local found = redis.call("ZRANGEBYSCORE", key, ARGV[5], ARGV[6], "WITHSCORES", "LIMIT", 0, ARGV[7])
-if #found < 2 * limit then
+local found = limit > 0 and redis.call("ZRANGEBYSCORE", key, ARGV[5], ARGV[6], "WITHSCORES", "LIMIT", 0, ARGV[7])
+if found and #found < 2 * limit then
   for j = 1, #found, 2 do
     local t = found[j + 1]
     if wanted[t] then
@@ -105,7 +109,8 @@ if #found < 2 * limit then
     end
   end
 else
-  -- a far-apart batch whose span holds more members than LIMIT: timestamp by timestamp
+  -- LIMIT "0" (the client's choice), or a far-apart batch whose span holds more members
+  -- than LIMIT: timestamp by timestamp
   for t in pairs(wanted) do
     local members = redis.call("ZRANGEBYSCORE", key, t, t)
     if #members > 0 then existing[t] = members end

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -36,7 +35,18 @@ from tools.servers.discovery import find_server
 from .runner import prefill
 from .workload import EXCHANGE_ID, MAX_CANDLES, USER_ID, FeedShape, deal, make_feed
 
-INNER = ("zrangebyscore", "zrange", "zadd", "zrem", "expire", "zremrangebyrank", "zcard", "exists", "publish", "pexpire")
+INNER = (
+    "zrangebyscore",
+    "zrange",
+    "zadd",
+    "zrem",
+    "expire",
+    "zremrangebyrank",
+    "zcard",
+    "exists",
+    "publish",
+    "pexpire",
+)
 
 
 def batches(feed: list[UnifiedCandle], writers: int, size: int) -> list[list[UnifiedCandle]]:
@@ -85,7 +95,7 @@ def run_shape(
                 for call in plan.calls:
                     by_key[call.key] = {encode_candle(c): c.timestamp for c in call.candles}
                 for key, mapping in by_key.items():
-                    pipe.zadd(key, mapping)  # type: ignore[arg-type]
+                    pipe.zadd(key, mapping)
                     sent += len(mapping)
                 pipe.execute()
                 found = stats(admin)
@@ -111,7 +121,7 @@ def run_shape(
         if any(r != replies[0] for r in replies[:compared]):
             raise AssertionError(f"replies differ: {replies}")
     sets = [
-        [c.zrange(k, 0, -1, withscores=True) for k in sorted(c.keys("candles:*"))]  # type: ignore[union-attr]
+        [c.zrange(k, 0, -1, withscores=True) for k in sorted(c.keys("candles:*"))]
         for c in clients[:compared]
     ]
     if any(s != sets[0] for s in sets):
@@ -165,12 +175,14 @@ def instructions(
             sha = "" if script == CEILING else str(client.script_load(script))
             totals = {"calls": 0.0, "sent": 0.0, "candles": 0.0}
             for batch in batches(feed, writers, size):
-                plan = plan_write(USER_ID, EXCHANGE_ID, batch, versioned=True, ttl_seconds=86400, max_candles=MAX_CANDLES)
+                plan = plan_write(
+                    USER_ID, EXCHANGE_ID, batch, versioned=True, ttl_seconds=86400, max_candles=MAX_CANDLES
+                )
                 pipe = client.pipeline(transaction=False)
                 for call in plan.calls:
                     if script == CEILING:
                         mapping = {encode_candle(c): c.timestamp for c in call.candles}
-                        pipe.zadd(call.key, mapping)  # type: ignore[arg-type]
+                        pipe.zadd(call.key, mapping)
                         totals["sent"] += len(mapping)
                     else:
                         args = call.args()
@@ -203,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         "--callgrind", action="store_true", help="count the server's instructions (valgrind) instead of timing"
     )
     parser.add_argument(
-        "--floors", action="store_true", help="also the ceiling's ZADD pipeline and the floor scripts in benchmarks/floors"
+        "--floors",
+        action="store_true",
+        help="also the ceiling's ZADD pipeline and the floor scripts in benchmarks/floors",
     )
     args = parser.parse_args(argv)
     sources = [p.read_text() for p in args.scripts]

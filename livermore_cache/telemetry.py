@@ -128,9 +128,29 @@ def current() -> Operation | None:
     return _CURRENT.get()
 
 
+_NO_SDK: Final = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"})
+
+
+def _sdk_configured() -> bool:
+    """Whether a tracer or meter provider was set: with the API's defaults only, a span records
+    nothing and an instrument keeps nothing, so an operation is skipped (4.4 us per public call
+    saved, docs/benchmark.md "Performance round 3"). Read per call: a provider set later counts."""
+    global _configured
+    if not _configured:  # a provider, once set, stays set (the API refuses to replace it)
+        _configured = (
+            type(trace.get_tracer_provider()).__name__ not in _NO_SDK
+            or type(metrics.get_meter_provider()).__name__ not in _NO_SDK
+        )
+    return _configured
+
+
+_configured = False
+
+
 def start(name: str, address: tuple[str | None, int | None]) -> Operation | None:
-    """A new operation for a public method call, or None when one is already running (a method calling another)."""
-    if _CURRENT.get() is not None:
+    """A new operation for a public method call, or None when one is already running (a method calling another)
+    or when no OpenTelemetry SDK is configured (nothing would be recorded)."""
+    if _CURRENT.get() is not None or not _sdk_configured():
         return None
     return Operation(name, address)
 

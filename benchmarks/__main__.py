@@ -91,7 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "an out-of-order ticker feed. Starts a private Redis unless REDIS_URL (or --redis-url) names one."
         ),
     )
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick", help="quick: about a minute; full: every W")
+    parser.add_argument(
+        "--mode", choices=sorted(MODES), default="quick", help="quick: two to three minutes; full: every W"
+    )
     parser.add_argument("--writers", help="comma-separated writer counts (default: by mode)")
     parser.add_argument(
         "--workloads",

@@ -120,10 +120,7 @@ def run_shape(
             t["inner"] += sum(found.get(name, (0, 0))[0] for name in INNER)
         if any(r != replies[0] for r in replies[:compared]):
             raise AssertionError(f"replies differ: {replies}")
-    sets = [
-        [c.zrange(k, 0, -1, withscores=True) for k in sorted(c.keys("candles:*"))]
-        for c in clients[:compared]
-    ]
+    sets = [[c.zrange(k, 0, -1, withscores=True) for k in sorted(c.keys("candles:*"))] for c in clients[:compared]]
     if any(s != sets[0] for s in sets):
         raise AssertionError("the final sets differ")
     for c in clients:

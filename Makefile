@@ -62,7 +62,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install  ## the concurrent-writer benchmark, quick mode (about a minute)
+bench: install  ## the concurrent-writer benchmark, quick mode (two to three minutes: the ratio rows run 3 times, interleaved)
 	$(BIN)/python -m benchmarks --mode quick
 
 bench-full: install  ## every writer count and contestant

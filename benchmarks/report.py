@@ -19,6 +19,7 @@ COLUMNS = [
     ("duplicates", "dupes", "{}"),
     ("retries", "retries", "{}"),
     ("server_us_per_candle", "srv us/c", "{:.2f}"),
+    ("server_us_per_sent_candle", "srv us/sent", "{:.2f}"),
     ("server_cpu_us_per_candle", "srv cpu us/c", "{:.2f}"),
     ("client_us_per_candle", "cli us/c", "{:.2f}"),
     ("memory_bytes_per_1000_candles", "B/1k candles", "{:,.0f}"),
@@ -37,9 +38,11 @@ SHORT_TARGETS = {
     "server_vs_ceiling": "server time vs ceiling,\nthe stream",
     "server_vs_ceiling_full_keys": "server time vs ceiling,\nfull keys",
     "server_vs_ceiling_batch_1000": "server time vs ceiling,\nbatch 1,000",
+    "server_vs_ceiling_w16": "server time vs ceiling,\nthe stream, W=16",
+    "throughput_vs_ceiling_w16": "throughput vs ceiling,\nW=16",
     "round_trip_vs_zadd": "add_candle_if_newer\nround trip vs ZADD",
-    "throughput_vs_ceiling": "throughput vs ceiling,\nworst W",
-    "client_cpu_vs_ceiling": "client CPU vs ceiling",
+    "throughput_vs_ceiling": "throughput vs ceiling,\nworst W < 16",
+    "client_cpu_vs_ceiling": "client CPU vs ceiling,\nworst W",
     "rollup_server_vs_lua_batch": "lua-batch-rollup server\ntime vs lua-batch",
 }
 

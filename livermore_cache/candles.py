@@ -151,6 +151,10 @@ class UnifiedCandle(Candle, kw_only=True, omit_defaults=True, rename="camel"):
 
 _CANDLE_VALID: Final = _whole_test(Candle.__struct_fields__)
 _UNIFIED_VALID: Final = _whole_test(UnifiedCandle.__struct_fields__)
+candle_valid: Final = _CANDLE_VALID
+"""True when a candle passes every rule of ``Candle``'s fields (the fast test ``check_candle`` runs)."""
+unified_valid: Final = _UNIFIED_VALID
+"""True when a candle passes every rule of ``UnifiedCandle``'s fields."""
 
 
 def check_candle(candle: Candle) -> None:

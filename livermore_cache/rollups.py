@@ -27,6 +27,7 @@ from .timeframes import check_timeframe, timeframe_ms
 __all__ = [
     "MAX_ROLLUP_ROUNDS",
     "Period",
+    "RangeCall",
     "ReadCall",
     "ReadPlan",
     "Rollup",
@@ -276,8 +277,10 @@ def derived_sequence(sequences: Iterable[int | None]) -> int | None:
 # other write:
 #
 #     run = RollupRun(edges, source_plan, source_results, ttl_seconds=..., max_candles=...)
-#     while (reads := run.source_reads()) is not None:      # rollup_sources.lua, per source key
-#         run.take_sources(reads, errors_of(reads))
+#     while (counts := run.source_reads()) is not None:     # ZCOUNT per due period
+#         run.take_counts(counts, errors_of(counts))
+#         if (reads := run.source_members()) is not None:   # ZRANGEBYSCORE per source key and range
+#             run.take_sources(reads, errors_of(reads))
 #         if (checks := run.target_reads()) is not None:    # only for unsequenced targets
 #             run.take_targets(checks, errors_of(checks))
 #         if (writes := run.target_writes()) is not None:   # versioned_write.lua, per target key
@@ -330,6 +333,26 @@ class ReadCall:
 
 
 @dataclass(slots=True)
+class RangeCall:
+    """One plain command on one source key: ``ZCOUNT`` of a period (``count``) or ``ZRANGEBYSCORE`` of a range.
+
+    A roll-up's source reads are plain commands, not a script: members read through Lua are
+    copied into Lua strings and back into the reply, which cost more than the ``ZCOUNT``s and
+    the read themselves (``rollup_sources.lua`` cost as much server time per call as the source
+    write it followed; docs/benchmark.md, "Performance round 3").
+    """
+
+    key: str
+    low: int
+    high: int
+    count: bool
+
+    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+        """The same command in every mode (a read; ``sha``/``source`` are not used)."""
+        return ("ZCOUNT" if self.count else "ZRANGEBYSCORE", self.key, b"%d" % self.low, b"%d" % self.high)
+
+
+@dataclass(slots=True)
 class ReadPlan:
     """A round of ``rollup_sources.lua`` calls, one per key, for the write loop (``engine.Plan``).
 
@@ -337,7 +360,7 @@ class ReadPlan:
     in ``replies``, one per call, None for a call that failed.
     """
 
-    calls: list[ReadCall]
+    calls: Sequence[ReadCall | RangeCall]
     replies: list[Any] = field(default_factory=list)
     items = "roll-up reads"
 
@@ -353,6 +376,10 @@ class ReadPlan:
     def partial_results(self, replies: Sequence[Any]) -> list[bool | None]:
         self.replies = list(replies)
         return [None if reply is None else True for reply in self.replies]
+
+    def reply(self, index: int) -> Any:
+        """Call ``index``'s raw reply; None if the call failed."""
+        return self.replies[index] if index < len(self.replies) else None
 
     def members(self, index: int) -> tuple[list[int], list[bytes]] | None:
         """Call ``index``'s reply: the count per range, and the members read; None if the call failed."""
@@ -437,6 +464,7 @@ class RollupRun:
             self._edges.setdefault(edge.source, []).append(edge)
         self._due: dict[Period, None] = {}
         self._reading: list[list[Period]] = []
+        self._complete: dict[str, list[Period]] = {}  # source key -> its due periods that may be complete
         self._computed: dict[Period, Candle] = {}
         self._checking: list[list[Period]] = []
         self._states: dict[Period, tuple[bytes, ...]] = {}  # unsequenced periods: the members their candle came from
@@ -456,43 +484,78 @@ class RollupRun:
         return candle_key(self.user_id, self.exchange_id, symbol, timeframe)
 
     # -- round 1: the sources of every due period ------------------------------------------
+    #
+    # First a ZCOUNT per due period (O(log N) each: most periods are still incomplete when a
+    # source candle lands), then one ZRANGEBYSCORE per source key and merged range of the
+    # periods that may be complete (nested periods, a 1h inside its 4h, are read once). The
+    # reads come after the count, not atomically with it: they see the sources as they are
+    # then, which is as new as the write that made the period due or newer, and the
+    # computation keeps only a period complete in what was read.
 
     def source_reads(self) -> ReadPlan | None:
-        """The next round's source reads (one call per source key), or None when the run is over."""
+        """The next round's source counts (a ZCOUNT per due period), or None when the run is over."""
         if not self._due or self._rounds >= MAX_ROLLUP_ROUNDS:
             return None
         self._rounds += 1
-        by_key: dict[str, tuple[ReadCall, list[Period]]] = {}
-        for period in self._due:
-            key = self._key(period.symbol, period.edge.source)
-            call, periods = by_key.setdefault(key, (ReadCall(key), []))
-            call.ranges.append((period.boundary, period.last, period.edge.factor))
-            periods.append(period)
+        self._reading = [[period] for period in self._due]
         self._due = {}
-        self._reading = [periods for _, periods in by_key.values()]
         self._computed = {}
-        return ReadPlan([call for call, _ in by_key.values()])
+        self._complete = {}
+        return ReadPlan(
+            [RangeCall(self._key(p.symbol, p.edge.source), p.boundary, p.last, count=True) for (p,) in self._reading]
+        )
+
+    def take_counts(self, plan: ReadPlan, errors: Mapping[str, BaseException]) -> None:
+        """The counts: incomplete periods are done; the others wait for ``source_members``."""
+        for index, (call, (period,)) in enumerate(zip(plan.calls, self._reading, strict=True)):
+            count = plan.reply(index)
+            if count is None:
+                self.errors[self._key(period.symbol, period.edge.target)] = errors[call.key]
+                continue
+            if int(count) < period.edge.factor:
+                self._verify.discard(period)
+                continue  # incomplete: nothing to store
+            self._complete.setdefault(call.key, []).append(period)
+        self._reading = []
+
+    def source_members(self) -> ReadPlan | None:
+        """Reads of the periods that may be complete (merged ranges, per source key), or None."""
+        calls: list[RangeCall] = []
+        for key, periods in self._complete.items():
+            merged: list[list[int]] = []
+            for low, high in sorted((p.boundary, p.last) for p in periods):
+                if merged and low <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], high)
+                else:
+                    merged.append([low, high])
+            calls += (RangeCall(key, low, high, count=False) for low, high in merged)
+        if not calls:
+            return None
+        return ReadPlan(calls)
 
     def take_sources(self, plan: ReadPlan, errors: Mapping[str, BaseException]) -> None:
-        """The round's replies: compute each complete period's target candle."""
-        for index, (call, periods) in enumerate(zip(plan.calls, self._reading, strict=True)):
-            reply = plan.members(index)
+        """The members read: compute each complete period's target candle."""
+        raw: dict[str, list[bytes]] = {}
+        failed: dict[str, BaseException] = {}
+        for index, call in enumerate(plan.calls):
+            reply = plan.reply(index)
             if reply is None:
-                for period in periods:
-                    self.errors[self._key(period.symbol, period.edge.target)] = errors[call.key]
+                failed[call.key] = errors[call.key]
                 continue
-            counts, raw = reply
+            raw.setdefault(call.key, []).extend(m.encode() if isinstance(m, str) else bytes(m) for m in reply)
+        for key, periods in self._complete.items():
+            if key in failed:
+                for period in periods:
+                    self.errors[self._key(period.symbol, period.edge.target)] = failed[key]
+                continue
             try:
-                members = [(member, decode_candle(member, UnifiedCandle)) for member in raw]
+                members = [(member, decode_candle(member, UnifiedCandle)) for member in raw.get(key, [])]
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                refused = ValidationError(f"member of {call.key}", call.key, f"is not a valid candle ({error})")
+                refused = ValidationError(f"member of {key}", key, f"is not a valid candle ({error})")
                 for period in periods:
                     self.errors[self._key(period.symbol, period.edge.target)] = refused
                 continue
-            for period, count in zip(periods, counts, strict=True):
-                if count < period.edge.factor:
-                    self._verify.discard(period)
-                    continue  # incomplete: nothing to store
+            for period in periods:
                 inside = [m for m in members if period.boundary <= m[1].timestamp <= period.last]
                 chosen = choose_sources(inside)
                 if period in self._verify:
@@ -510,6 +573,7 @@ class RollupRun:
                 if getattr(candle, "sequence_num", None) is None:
                     self._states[period] = tuple(sorted(member for member, _ in inside))
                 self._computed[period] = candle
+        self._complete = {}
 
     # -- round 2 (unsequenced only): what the targets hold -----------------------------------
 

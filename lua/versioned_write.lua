@@ -17,7 +17,11 @@
 --          distinct timestamps)
 -- ARGV[4]  channel to PUBLISH each written member on, in input order; "" = none
 -- ARGV[5]  the lowest timestamp of the candles, ARGV[6] the highest, ARGV[7] a LIMIT
---          for the range read between them (the client sends 4 x distinct + 16)
+--          for the range read between them (the client sends 4 x distinct + 16), or
+--          "0": read timestamp by timestamp instead (the client sends "0" when the
+--          span holds many open times the batch does not write: a range read would
+--          carry their members and their scores, which cost more than a read per
+--          timestamp; see docs/benchmark.md, "Performance round 3")
 -- ARGV[8..] three per candle, in input order: its timestamp (canonical decimal
 --          digits, as Redis writes an integer score), its sequence (digits, "" = none),
 --          its JSON member. The client computes the first two from the candle, so
@@ -52,6 +56,8 @@ if count < 1 then
   return {}
 end
 local CHUNK = 1000 -- items per ZADD/ZREM: stays well below Lua's limit on unpack()
+-- Arguments of redis.call are strings, never Lua numbers: Redis 7.0 turns a number into
+-- its argument with snprintf("%.17g"), about 2,500 instructions each (callgrind).
 local SEQUENCE_FIELD = '"sequenceNum":'
 local SEQUENCE_TAIL = 40 -- both writers put sequenceNum last: look in the member's tail first
 
@@ -98,8 +104,8 @@ local existing = {} -- timestamp text -> list of members held there
 local wanted = {}   -- timestamp text -> true, for the timestamps of this call
 for i = FIRST, #ARGV, 3 do wanted[ARGV[i]] = true end
 local limit = tonumber(ARGV[7])
-local found = redis.call("ZRANGEBYSCORE", key, ARGV[5], ARGV[6], "WITHSCORES", "LIMIT", 0, ARGV[7])
-if #found < 2 * limit then
+local found = limit > 0 and redis.call("ZRANGEBYSCORE", key, ARGV[5], ARGV[6], "WITHSCORES", "LIMIT", "0", ARGV[7])
+if found and #found < 2 * limit then
   for j = 1, #found, 2 do
     local t = found[j + 1]
     if wanted[t] then
@@ -112,7 +118,8 @@ if #found < 2 * limit then
     end
   end
 else
-  -- a far-apart batch whose span holds more members than LIMIT: timestamp by timestamp
+  -- LIMIT "0" (the client's choice), or a far-apart batch whose span holds more members
+  -- than LIMIT: timestamp by timestamp
   for t in pairs(wanted) do
     local members = redis.call("ZRANGEBYSCORE", key, t, t)
     if #members > 0 then existing[t] = members end
@@ -211,8 +218,8 @@ for i in pairs(already) do
 end
 
 -- == trim to the newest max candles members ====================================
-if redis.call("ZREMRANGEBYRANK", key, 0, trim_rank) > 0 then
-  local oldest = tonumber(redis.call("ZRANGE", key, 0, 0, "WITHSCORES")[2])
+if redis.call("ZREMRANGEBYRANK", key, "0", trim_rank) > 0 then
+  local oldest = tonumber(redis.call("ZRANGE", key, "0", "0", "WITHSCORES")[2])
   for n = 1, count do
     if reply[n] == 1 and tonumber(ARGV[FIRST + 3 * (n - 1)]) < oldest then reply[n] = 0 end
   end

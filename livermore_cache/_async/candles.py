@@ -163,8 +163,11 @@ class AsyncCandleCache(AsyncLifecycle):
         except PartialWriteError as error:
             failure, results = error, error.results
         run = RollupRun(self.rollups, plan, results, ttl_seconds=self.ttl_seconds, max_candles=self.max_candles)
-        while (reads := run.source_reads()) is not None:
-            run.take_sources(reads, await self._rollup_read(reads))
+        while (counts := run.source_reads()) is not None:
+            run.take_counts(counts, await self._rollup_read(counts))
+            reads = run.source_members()
+            if reads is not None:
+                run.take_sources(reads, await self._rollup_read(reads))
             checks = run.target_reads()
             if checks is not None:
                 run.take_targets(checks, await self._rollup_read(checks))

@@ -164,8 +164,11 @@ class CandleCache(Lifecycle):
         except PartialWriteError as error:
             failure, results = error, error.results
         run = RollupRun(self.rollups, plan, results, ttl_seconds=self.ttl_seconds, max_candles=self.max_candles)
-        while (reads := run.source_reads()) is not None:
-            run.take_sources(reads, self._rollup_read(reads))
+        while (counts := run.source_reads()) is not None:
+            run.take_counts(counts, self._rollup_read(counts))
+            reads = run.source_members()
+            if reads is not None:
+                run.take_sources(reads, self._rollup_read(reads))
             checks = run.target_reads()
             if checks is not None:
                 run.take_targets(checks, self._rollup_read(checks))

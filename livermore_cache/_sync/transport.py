@@ -152,6 +152,10 @@ class ServerRounds:
         """Nothing to reload for one server."""
 
 
+_SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL"})
+"""Commands whose key is their fourth item; any other command a round sends has its key second."""
+
+
 class ClusterRounds:
     """Rounds to a Redis Cluster: one round trip per primary that owns some of the round's keys."""
 
@@ -168,7 +172,8 @@ class ClusterRounds:
         groups: dict[str, tuple[Any, list[int]]] = {}
         try:
             for index, command in enumerate(commands):  # KEYS[1] is the fourth item of EVALSHA/EVAL
-                node = self.client.get_node_from_key(command[3])
+                key = command[3] if command[0] in _SCRIPT_COMMANDS else command[1]  # a roll-up's plain read
+                node = self.client.get_node_from_key(key)
                 groups.setdefault(node.name, (node, []))[1].append(index)
         except SlotNotCoveredError as error:  # a slot map with a hole, mid-failover
             return [error] * len(commands), None

@@ -75,8 +75,20 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     )
     plain_stale = stale_after_one_plain_writer()
     assert plain_stale > 0, "the feed must leave a plain SETEX writer stale, or the ticker race shows nothing"
+    assert result["repeats"] == 3  # quick mode's default
+    assert len(result["round_trips"]) == 3
     for row in rows:
         assert row.keys() >= ROW_FIELDS
+        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup"}
+        assert row["repeats"] == (3 if repeated else 1), row
+        if repeated:
+            low, high = row["spread"]["server_us_per_candle"]
+            assert low <= row["server_us_per_candle"] <= high, row
+        # what reached the server: every update but those the client dropped (lua-batch: per batch, can't win)
+        assert 0 < row["sent_candles"] <= row["candles"], row
+        if row["contestant"] == "lua-batch":
+            assert row["sent_candles"] < row["candles"], row
+            assert row["server_us_per_sent_candle"] >= row["server_us_per_candle"] > 0, row
         if row["workload"] == "ticker":
             assert row["candles"] == tickers["updates"], row
             assert row["prefilled"] is False
@@ -117,6 +129,10 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert targets[name]["limit"] == limit
         assert targets[name]["ratio"] > 0, targets[name]
         assert isinstance(targets[name]["met"], bool)
+        low, high = targets[name]["spread"]
+        assert len(targets[name]["ratios"]) == 3
+        assert low <= targets[name]["ratio"] <= high  # the median of the three runs' ratios
+        assert result["ratios"][name]["median"] == targets[name]["ratio"]
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
     assert result["rollup_server_ratio"] > 0
     assert result["rollup_client_ratio"] > 0

@@ -28,6 +28,7 @@ from livermore_cache import (
 )
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, SYMBOL, TIMEFRAME, USER
+from tests.support.stored import connections_named
 
 SYNC_CLASSES = [CandleCache, TickerCache, OrderbookCache, IndicatorCache]
 ASYNC_CLASSES = [AsyncCandleCache, AsyncTickerCache, AsyncOrderbookCache, AsyncIndicatorCache]
@@ -38,8 +39,9 @@ def _named(redis_url: str) -> tuple[str, str]:
     return f"{redis_url}?client_name={name}", name
 
 
-def _sockets(r: redis.Redis, name: str) -> int:
-    return sum(1 for client in r.client_list() if client.get("name") == name)
+def _sockets(r: redis.Redis, name: str, *, settle_to: int | None = None) -> int:
+    kwargs = r.connection_pool.connection_kwargs
+    return connections_named([f"redis://{kwargs['host']}:{kwargs['port']}"], name, settle_to=settle_to)
 
 
 def _use_sync(cache: Any) -> None:
@@ -82,7 +84,7 @@ def test_sync_from_url_closes_its_client(cls: type[Any], redis_url: str, r: redi
         _use_sync(cache)
         assert _sockets(r, name) == 1
     assert cache.closed
-    assert _sockets(r, name) == 0
+    assert _sockets(r, name, settle_to=0) == 0
     with pytest.raises(CacheClosedError, match="is closed"):
         _use_sync(cache)
     cache.close()  # idempotent
@@ -97,7 +99,7 @@ def test_async_from_url_closes_its_client(cls: type[Any], redis_url: str, r: red
             assert cache.retries == 3
             await _use_async(cache)
             assert _sockets(r, name) == 1
-        assert _sockets(r, name) == 0
+        assert _sockets(r, name, settle_to=0) == 0
         with pytest.raises(CacheClosedError, match="is closed"):
             await _use_async(cache)
         await cache.aclose()  # idempotent
@@ -118,7 +120,7 @@ def test_sync_cache_never_closes_a_given_client(cls: type[Any], redis_url: str, 
         assert _sockets(r, name) == 1
     finally:
         client.close()
-    assert _sockets(r, name) == 0
+    assert _sockets(r, name, settle_to=0) == 0
 
 
 @pytest.mark.parametrize("cls", ASYNC_CLASSES, ids=lambda c: c.__name__)
@@ -138,7 +140,7 @@ def test_async_cache_never_closes_a_given_client(cls: type[Any], redis_url: str,
             await client.aclose()
 
     run(scenario())
-    assert _sockets(r, name) == 0
+    assert _sockets(r, name, settle_to=0) == 0
 
 
 @pytest.mark.parametrize("cls", SYNC_CLASSES + ASYNC_CLASSES, ids=lambda c: c.__name__)
@@ -170,7 +172,7 @@ def test_closing_a_cache_closes_the_subscriptions_it_made(redis_url: str, r: red
     assert _sockets(r, name) == 3  # the cache's pool, and one per subscription
     cache.close()
     tickers.close()  # made by a cache over the same client, not closed by this one: closed by hand
-    assert _sockets(r, name) == 0
+    assert _sockets(r, name, settle_to=0) == 0
     with pytest.raises(CacheClosedError):
         subscription.get(timeout=0.1)
     with pytest.raises(CacheClosedError):
@@ -187,10 +189,10 @@ def test_async_closing_a_cache_closes_the_subscriptions_it_made(redis_url: str, 
         event = await subscription.get(timeout=5)
         assert event is not None
         await cache.aclose()
-        assert _sockets(r, name) == 0
+        assert _sockets(r, name, settle_to=0) == 0
         with pytest.raises(CacheClosedError):
             await subscription.get(timeout=0.1)
-        assert _sockets(r, name) == 0  # and nothing was reopened
+        assert _sockets(r, name, settle_to=0) == 0  # and nothing was reopened
 
     run(scenario())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol, TypeVar, cast
 
 import redis
@@ -58,3 +59,17 @@ def drain(subscription: Subscription[EventT], idle: float = 0.5) -> list[EventT]
     while (event := subscription.get(timeout=idle)) is not None:
         events.append(event)
     return events
+
+
+def connections_named(urls: list[str], name: str, *, settle_to: int | None = None) -> int:
+    """The connections named ``name`` on the servers at ``urls`` (CLIENT LIST); with ``settle_to``, polled
+    (up to 2 s) until they number that: a closed socket leaves CLIENT LIST when the server next reads it."""
+    deadline = time.monotonic() + (2.0 if settle_to is not None else 0.0)
+    while True:
+        total = 0
+        for url in urls:
+            with redis.Redis.from_url(url) as admin:
+                total += sum(1 for client in admin.client_list() if client.get("name") == name)
+        if settle_to is None or total == settle_to or time.monotonic() > deadline:
+            return total
+        time.sleep(0.02)

@@ -6,22 +6,18 @@ import asyncio
 import uuid
 
 import pytest
-import redis
 
 from livermore_cache import AsyncCandleCache, AsyncTickerCache, CacheClosedError, CandleCache, TickerCache
 from tests.support.builders import ticker, unified
 from tests.support.constants import EXCHANGE, SYMBOL, T0, TIMEFRAME, USER
+from tests.support.stored import connections_named
 from tools.servers.cluster import ClusterProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-def _sockets(cluster: ClusterProcess, name: str) -> int:
-    total = 0
-    for node in cluster.live_nodes():
-        with redis.Redis.from_url(node.url) as admin:
-            total += sum(1 for client in admin.client_list() if client.get("name") == name)
-    return total
+def _sockets(cluster: ClusterProcess, name: str, *, settle_to: int | None = None) -> int:
+    return connections_named([node.url for node in cluster.live_nodes()], name, settle_to=settle_to)
 
 
 def test_sync_from_url_on_a_cluster_closes_every_node(cluster: ClusterProcess) -> None:
@@ -36,7 +32,7 @@ def test_sync_from_url_on_a_cluster_closes_every_node(cluster: ClusterProcess) -
         assert tickers.set_tickers_if_newer(USER, EXCHANGE, [ticker(s, T0) for s in symbols]) == [True] * 12
         assert candles.get_candle_count(USER, EXCHANGE, symbols[5], TIMEFRAME) == 1
         assert _sockets(cluster, name) >= 3
-    assert _sockets(cluster, name) == 0
+    assert _sockets(cluster, name, settle_to=0) == 0
     with pytest.raises(CacheClosedError):
         candles.get_candle_count(USER, EXCHANGE, SYMBOL, TIMEFRAME)
 
@@ -55,6 +51,6 @@ def test_async_from_url_on_a_cluster_closes_every_node(cluster: ClusterProcess) 
             assert written == [True] * 12
             assert await tickers.set_tickers_if_newer(USER, EXCHANGE, [ticker(s, T0) for s in symbols]) == [True] * 12
             assert _sockets(cluster, name) >= 3
-        assert _sockets(cluster, name) == 0
+        assert _sockets(cluster, name, settle_to=0) == 0
 
     asyncio.run(scenario())

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 
 from livermore_cache import AsyncCandleCache, CandleCache, PartialWriteError, TickerCache, candle_key, telemetry
@@ -38,12 +39,47 @@ _READER = InMemoryMetricReader()
 
 
 @pytest.fixture(scope="module")
-def otel() -> None:
+def otel() -> Iterator[None]:
+    """The SDK, installed for this module's tests and shut down after them.
+
+    The API takes a global provider once per process; shutting it down afterwards stops
+    its exporter and reader, so the rest of the session's calls keep no spans in memory.
+    """
     assert telemetry.ENABLED, "the dev environment installs the OpenTelemetry API"
-    provider = TracerProvider()
+    sampler = _Switch()
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    meters = MeterProvider(metric_readers=[_READER])
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+    metrics.set_meter_provider(meters)
+    yield
+    sampler.on = False  # from here on every span is a non-recording one: nothing is kept
+    _EXPORTER.clear()
+    provider.shutdown()
+    meters.shutdown()
+
+
+class _Switch(Sampler):
+    """Samples every span while on; none once the module's tests are done."""
+
+    on = True
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if not self.on:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)  # the span keeps its attributes
+
+    def get_description(self) -> str:
+        return "the telemetry tests' switch"
 
 
 @pytest.fixture

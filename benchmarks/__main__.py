@@ -73,7 +73,7 @@ TARGETS = {
     "rollup_server_vs_lua_batch": 2.0,
 }
 FLOORS = {"throughput_vs_ceiling", "throughput_vs_ceiling_w16"}
-REPEATED = frozenset({"lua-batch", "ceiling", "lua-batch-rollup"})
+REPEATED = frozenset({"lua-batch", "ceiling", "lua-batch-rollup", "floor"})
 """The contestants whose rows enter a ratio target: run ``--repeats`` times, interleaved with the rest."""
 MANY_WRITERS = 16
 """The W of server_vs_ceiling_w16 and throughput_vs_ceiling_w16 in quick and full mode: they take the most
@@ -114,8 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats",
         type=int,
-        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, lua-batch-rollup) and of the "
-        "round-trip pair, interleaved; each ratio is taken within a repeat and reported as the median (default: 3)",
+        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, lua-batch-rollup, floor) and "
+        "of the round trips, interleaved; each ratio is taken within a repeat and reported as the median (default: 3)",
     )
     parser.add_argument("--seed", type=int, help="feed seed (default: random, printed so a run can be repeated)")
     parser.add_argument("--symbols", type=int, help="series in the feed (default: by mode)")
@@ -190,6 +190,53 @@ def rollup_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rollup_ratios": per_w,
     }
     return ratios
+
+
+def floor_ratios(result: dict[str, Any]) -> dict[str, float]:
+    """Each target's ratio for the ``floor`` contestant in lua-batch's place: what the rules' commands alone reach.
+
+    The floor plans each batch as the library does (checked, deduplicated, the same ARGV) and sends
+    ``benchmarks/floors/required.lua``: the read versioned_write.lua makes, ZADD, EXPIRE and the trim,
+    with no decisions. A target beyond its floor (a ceiling below it, a throughput above it) cannot be
+    met by any script that keeps the rules on this server; the round trip's floor is ``floor_rtt_us``.
+    """
+    rows = result["rows"]
+
+    def by(contestant: str, workload: str = "stream") -> dict[int, dict[str, Any]]:
+        return {r["writers"]: r for r in rows if r["contestant"] == contestant and r["workload"] == workload}
+
+    found: dict[str, float] = {}
+    for name, workload in (
+        ("server_vs_ceiling", "stream"),
+        ("server_vs_ceiling_full_keys", "full-keys"),
+        ("server_vs_ceiling_batch_1000", "batch-1000"),
+    ):
+        mine, theirs = by("floor", workload), by("ceiling", workload)
+        common = sorted(set(mine) & set(theirs) & set(by("lua-batch", workload)))
+        if common and theirs[common[0]]["server_us_per_candle"] > 0:
+            found[name] = mine[common[0]]["server_us_per_candle"] / theirs[common[0]]["server_us_per_candle"]
+    mine, theirs = by("floor"), by("ceiling")
+    common = sorted(set(mine) & set(theirs) & set(by("lua-batch")))
+    if common and all(theirs[w]["server_us_per_candle"] > 0 and theirs[w]["writes_per_s"] > 0 for w in common):
+        many = common[-1]
+        if many > 1:
+            found["server_vs_ceiling_w16"] = mine[many]["server_us_per_candle"] / theirs[many]["server_us_per_candle"]
+            found["throughput_vs_ceiling_w16"] = mine[many]["writes_per_s"] / theirs[many]["writes_per_s"]
+        few = [w for w in common if w < many] or common
+        found["throughput_vs_ceiling"] = min(mine[w]["writes_per_s"] / theirs[w]["writes_per_s"] for w in few)
+        if all(theirs[w]["client_us_per_candle"] > 0 for w in common):
+            found["client_cpu_vs_ceiling"] = max(
+                mine[w]["client_us_per_candle"] / theirs[w]["client_us_per_candle"] for w in common
+            )
+    zadd, floor = result["zadd_rtt_us"], result.get("floor_rtt_us")
+    if floor and zadd > 0:
+        found["round_trip_vs_zadd"] = floor / zadd
+    return found
+
+
+def beyond(limit: float, floor: float, at_least: bool) -> bool:
+    """Whether a target lies beyond its floor: a ceiling below the floor's ratio, or a throughput above it."""
+    return floor < limit if at_least else floor > limit
 
 
 def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -291,6 +338,12 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
             _target("rollup_server_vs_lua_batch", text, None, "needs lua-batch and lua-batch-rollup in the stream")
         )
 
+    floors = floor_ratios(result)
+    for target in targets:
+        if target["name"] in floors:
+            target["floor_ratio"] = floors[target["name"]]
+            target["beyond_floor"] = beyond(target["limit"], floors[target["name"]], target["floor"])
+
     library = [r for r in rows if r["contestant"].startswith("lua")]
     seed = [r for r in rows if r["contestant"] == "seed"]
     stale = sum(r["stale"] for r in library)
@@ -386,7 +439,7 @@ SPREAD = ("server_us_per_candle", "server_us_per_sent_candle", "client_us_per_ca
 
 
 def evaluate_repeats(
-    result: dict[str, Any], repeats: list[list[dict[str, Any]]], rtts: list[tuple[float, float]]
+    result: dict[str, Any], repeats: list[list[dict[str, Any]]], rtts: list[tuple[float, float, float]]
 ) -> list[dict[str, Any]]:
     """The targets, each ratio taken within one repeat, then the median over repeats (with the spread).
 
@@ -397,8 +450,9 @@ def evaluate_repeats(
     for index, rows in enumerate(repeats):
         mine = {(r["workload"], r["contestant"], r["writers"]) for r in rows}
         full = rows + [r for r in repeats[0] if (r["workload"], r["contestant"], r["writers"]) not in mine]
-        zadd, if_newer = rtts[min(index, len(rtts) - 1)]
-        per_repeat.append(evaluate({**result, "rows": full, "zadd_rtt_us": zadd, "if_newer_rtt_us": if_newer}))
+        zadd, if_newer, floor = rtts[min(index, len(rtts) - 1)]
+        measured = {"zadd_rtt_us": zadd, "if_newer_rtt_us": if_newer, "floor_rtt_us": floor}
+        per_repeat.append(evaluate({**result, "rows": full, **measured}))
     merged = evaluate(result)  # the median rows: correctness checks over every run, texts
     for target in merged:
         ratios = [
@@ -417,6 +471,19 @@ def evaluate_repeats(
             f"median of {len(ratios)} = {ratio:.2f}x (runs {', '.join(f'{q:.2f}' for q in ratios)}; "
             f"spread {min(ratios):.2f}-{max(ratios):.2f}; median rows: {head}) (target {bound})"
         )
+        floors = [
+            t["floor_ratio"] for runs in per_repeat for t in runs if t["name"] == target["name"] and "floor_ratio" in t
+        ]
+        if floors:
+            floor = statistics.median(floors)
+            target["floor_ratio"] = floor
+            target["floor_ratios"] = floors
+            target["beyond_floor"] = beyond(target["limit"], floor, target["floor"])
+            target["measured"] += (
+                f"; floor (the rules' commands alone, benchmarks/floors/required.lua) median {floor:.2f}x "
+                f"(runs {', '.join(f'{q:.2f}' for q in floors)})"
+                + (": the target is beyond the floor" if target["beyond_floor"] else "")
+            )
     return merged
 
 
@@ -481,9 +548,12 @@ def main(argv: list[str] | None = None) -> int:
             f"measuring round trips (plain ZADD vs add_candle_if_newer, interleaved, {repeats} repeats) ...", flush=True
         )
         rtts = [round_trips(url, max(mode.rtt_samples // repeats, 100)) for _ in range(repeats)]
-        zadd_rtt = statistics.median(z for z, _ in rtts)
-        lua_rtt = statistics.median(q for _, q in rtts)
-        print("  " + "; ".join(f"ZADD {z:.1f} us, add_candle_if_newer {q:.1f} us" for z, q in rtts))
+        zadd_rtt = statistics.median(z for z, _, _ in rtts)
+        lua_rtt = statistics.median(q for _, q, _ in rtts)
+        floor_rtt = statistics.median(f for _, _, f in rtts)
+        print(
+            "  " + "; ".join(f"ZADD {z:.1f} us, add_candle_if_newer {q:.1f} us, floor {f:.1f} us" for z, q, f in rtts)
+        )
         # Repeat 0 runs the whole plan; each later repeat, only the contestants that enter a ratio target,
         # in the plan's order, so each repeat's pair of contestants runs close together in time.
         runs = [(0, item) for item in plan]
@@ -524,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": args.mode,
         "zadd_rtt_us": zadd_rtt,
         "if_newer_rtt_us": lua_rtt,
+        "floor_rtt_us": floor_rtt,
         "redis_benchmark_zadd_per_s": benchmark_zadd,
         "batch_size": args.batch_size,
         "max_candles": settings.max_candles,
@@ -557,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     if traced is not None:
         result["tracing"] = {k: traced[k] for k in ("setups", "ratios", "repeats", "calls")}
     result["repeats"] = repeats
-    result["round_trips"] = [{"zadd_rtt_us": z, "if_newer_rtt_us": q} for z, q in rtts]
+    result["round_trips"] = [{"zadd_rtt_us": z, "if_newer_rtt_us": q, "floor_rtt_us": f} for z, q, f in rtts]
     result["targets"] = evaluate_repeats(result, by_repeat, rtts)
     result.update(rollup_ratios(rows))
     medians = {t["name"]: t for t in result["targets"]}
@@ -576,7 +647,15 @@ def main(argv: list[str] | None = None) -> int:
             result["rollup_client_ratio"] = statistics.median(clients)
             result["rollup_client_ratio_spread"] = [min(clients), max(clients)]
     result["ratios"] = {
-        t["name"]: {"median": t["ratio"], "spread": t.get("spread"), "runs": t.get("ratios"), "limit": t["limit"]}
+        t["name"]: {
+            "median": t["ratio"],
+            "spread": t.get("spread"),
+            "runs": t.get("ratios"),
+            "limit": t["limit"],
+            "floor_ratio": t.get("floor_ratio"),
+            "floor_runs": t.get("floor_ratios"),
+            "beyond_floor": t.get("beyond_floor"),
+        }
         for t in result["targets"]
         if t["name"] in TARGETS
     }
@@ -586,7 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"(rows of {', '.join(sorted(REPEATED))}: medians of {repeats} runs; srv us/sent: per candle that reached "
           "the server, after the client dropped those that cannot win)")  # fmt: skip
-    print(f"plain ZADD round trip {zadd_rtt:.1f} us; add_candle_if_newer {lua_rtt:.1f} us (medians)", end="")
+    print(f"plain ZADD round trip {zadd_rtt:.1f} us; add_candle_if_newer {lua_rtt:.1f} us; floor {floor_rtt:.1f} us "
+          "(medians)", end="")  # fmt: skip
     print(f"; redis-benchmark ZADD {benchmark_zadd:,.0f}/s" if benchmark_zadd else "")
     if traced is not None:
         print("\n".join(tracing.rows(traced)))

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 import redis
@@ -20,6 +21,7 @@ import redis.asyncio
 from redis.exceptions import WatchError
 
 from livermore_cache import AsyncCandleCache, CandleCache, Ticker, TickerCache, UnifiedCandle, candle_key, ticker_key
+from livermore_cache.plans.candles import plan_write
 
 from .workload import EXCHANGE_ID, T0, TICKER_CONTESTANTS, USER_ID
 
@@ -184,6 +186,42 @@ def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: S
     return result
 
 
+FLOOR_SCRIPT = (Path(__file__).parent / "floors" / "required.lua").read_text()
+"""The commands a versioned write needs at the least, with no decisions (``benchmarks/floors/required.lua``)."""
+
+
+def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+    """The floor of a versioned write, measured beside it: what the rules cannot do without, nothing more.
+
+    The client does what the library must before any write (``plan_write``: every candle checked, the
+    batch grouped by key, the candles that cannot win dropped, the script's ARGV), then sends one
+    EVALSHA per key of ``floors/required.lua``: the read versioned_write.lua makes, ZADD, EXPIRE and
+    the trim, through the same Lua bridge, with no comparison and no reply to read. It keeps no
+    version (it leaves duplicates), so it is no contestant for correctness, only the floor its
+    ratios are held against.
+    """
+    script = client.register_script(FLOOR_SCRIPT)
+    result = RunResult()
+    clock = time.perf_counter_ns
+    size = settings.batch_size
+    for start in range(0, len(candles), size):
+        started = clock()
+        plan = plan_write(
+            USER_ID,
+            EXCHANGE_ID,
+            candles[start : start + size],
+            versioned=True,
+            ttl_seconds=settings.ttl_seconds,
+            max_candles=settings.max_candles,
+        )
+        pipe = client.pipeline(transaction=False)
+        for call in plan.calls:
+            script(keys=[call.key], args=list(call.args()), client=pipe)
+        pipe.execute()
+        result.latencies_ns.append(clock() - started)
+    return result
+
+
 SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], RunResult]] = {
     "seed": write_seed,
     "watch": write_watch,
@@ -193,6 +231,7 @@ SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], R
     "lua-publish": write_lua_publish,
     "lua-publish-10": write_lua_publish,
     "lua-batch-rollup": write_lua_batch_rollup,
+    "floor": write_floor,
 }
 SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
@@ -288,12 +327,13 @@ BATCHED = frozenset(
         "lua-batch-async",
         "ticker-if-newer-batch",
         "lua-batch-rollup",
+        "floor",
     }
 )
 """Contestants that send ``batch_size`` updates per call; the others send one."""
 ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup"})
 """Contestants that write the feed as 5m candles (``as_rollup_source``), with roll-ups."""
-UNVERSIONED = frozenset({"ceiling"})
+UNVERSIONED = frozenset({"ceiling", "floor"})
 """Contestants that keep every update by design: their stale count measures nothing."""
 SERVER_COMMANDS = {
     # What each contestant's server time sums, from INFO commandstats. A script's or an EXEC's usec
@@ -302,6 +342,7 @@ SERVER_COMMANDS = {
     "watch": frozenset({"watch", "unwatch", "zrangebyscore", "multi", "exec"}),
     "ceiling": frozenset({"zadd"}),
     "seed-ticker": frozenset({"setex"}),
+    "floor": frozenset({"evalsha", "eval"}),
 }
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
 """What the library's contestants' server time sums: the script calls, which hold the commands they ran."""

@@ -23,6 +23,7 @@ from .contestants import (
     ASYNC_CONTESTANTS,
     BATCHED,
     ENCODE,
+    FLOOR_SCRIPT,
     ROLLUP_CONTESTANTS,
     ROLLUP_SOURCE,
     SCRIPT_COMMANDS,
@@ -407,13 +408,20 @@ def run(
     )
 
 
-def round_trips(url: str, samples: int) -> tuple[float, float]:
-    """Median round trip (us) of one plain ZADD and of one add_candle_if_newer, interleaved, one client."""
+def round_trips(url: str, samples: int) -> tuple[float, float, float]:
+    """Median round trips (us) of one plain ZADD, one add_candle_if_newer and the floor, interleaved, one client.
+
+    The floor is what one versioned write cannot do without: ``plan_write`` of the candle (checked,
+    encoded, the script's ARGV) and one EVALSHA of ``floors/required.lua`` (the read, ZADD, EXPIRE,
+    the trim; no decisions), on a key of its own.
+    """
     client = redis.Redis.from_url(url)
     client.flushall()
     cache = CandleCache(client)
+    floor = client.register_script(FLOOR_SCRIPT)
     zadd_ns: list[int] = []
     lua_ns: list[int] = []
+    floor_ns: list[int] = []
     clock = time.perf_counter_ns
     for i in range(samples + samples // 10):
         member = b'{"timestamp":%d,"n":%d}' % (T0, i)
@@ -421,14 +429,23 @@ def round_trips(url: str, samples: int) -> tuple[float, float]:
             timestamp=T0 + (i % 500) * 60_000, open=1.0, high=2.0, low=0.5, close=1.5, volume=1.0,
             symbol="RTT-USD", timeframe=TIMEFRAME, exchange="bench", sequence_num=i,
         )  # fmt: skip
+        floor_candle = msgspec.structs.replace(candle, symbol="RTT-FLOOR")
         started = clock()
         client.zadd("bench:rtt", {member: T0})
         middle = clock()
         cache.add_candle_if_newer(USER_ID, EXCHANGE_ID, candle)
         ended = clock()
+        plan = plan_write(
+            USER_ID, EXCHANGE_ID, (floor_candle,), versioned=True, ttl_seconds=cache.ttl_seconds,
+            max_candles=cache.max_candles,
+        )  # fmt: skip
+        call = plan.calls[0]
+        floor(keys=[call.key], args=list(call.args()))
+        floored = clock()
         if i >= samples // 10:  # the first tenth warms up connection and script cache
             zadd_ns.append(middle - started)
             lua_ns.append(ended - middle)
+            floor_ns.append(floored - ended)
     client.flushall()
     client.close()
-    return statistics.median(zadd_ns) / 1000.0, statistics.median(lua_ns) / 1000.0
+    return statistics.median(zadd_ns) / 1000.0, statistics.median(lua_ns) / 1000.0, statistics.median(floor_ns) / 1000.0

@@ -54,9 +54,11 @@ WORKLOADS = {
             "full-keys",
             "full keys: every series pre-filled to max_candles, so new timestamps trim",
             prefilled=True,
-            contestants=("seed", "watch", "lua", "lua-batch", "ceiling"),
+            contestants=("seed", "watch", "lua", "lua-batch", "ceiling", "floor"),
         ),
-        Workload("batch-1000", "batches of 1,000 updates", batch_size=1000, contestants=("lua-batch", "ceiling")),
+        Workload(
+            "batch-1000", "batches of 1,000 updates", batch_size=1000, contestants=("lua-batch", "ceiling", "floor")
+        ),
         Workload(
             "ticker",
             "the ticker race: every symbol's updates delivered twice or more, out of order",

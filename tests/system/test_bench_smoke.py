@@ -21,16 +21,18 @@ CONTESTANTS = [
     "lua-async",
     "lua-batch-async",
     "lua-batch-rollup",
+    "floor",
 ]
 TICKER_CONTESTANTS = ["seed-ticker", "ticker-if-newer", "ticker-if-newer-batch"]
 WORKLOADS = {
     "stream": CONTESTANTS,
-    "full-keys": ["seed", "watch", "lua", "lua-batch", "ceiling"],
-    "batch-1000": ["lua-batch", "ceiling"],
+    "full-keys": ["seed", "watch", "lua", "lua-batch", "ceiling", "floor"],
+    "batch-1000": ["lua-batch", "ceiling", "floor"],
     "ticker": TICKER_CONTESTANTS,
 }
 BATCHED = {
     "lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch", "lua-batch-rollup",
+    "floor",
 }  # fmt: skip
 ROW_FIELDS = {
     "contestant", "writers", "workload", "batch_size", "prefilled", "writes_per_s", "p50_us", "p99_us", "stale",
@@ -63,6 +65,7 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert result["seed"] == SEED
     assert result["zadd_rtt_us"] > 0
     assert result["if_newer_rtt_us"] > 0
+    assert result["floor_rtt_us"] > 0
     assert result["max_candles"] == 1000
     rows = result["rows"]
     expected = {(wl, c, w) for wl, names in WORKLOADS.items() for c in names for w in (1, 4)}
@@ -79,14 +82,14 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert len(result["round_trips"]) == 3
     for row in rows:
         assert row.keys() >= ROW_FIELDS
-        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup"}
+        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup", "floor"}
         assert row["repeats"] == (3 if repeated else 1), row
         if repeated:
             low, high = row["spread"]["server_us_per_candle"]
             assert low <= row["server_us_per_candle"] <= high, row
         # what reached the server: every update but those the client dropped (lua-batch: per batch, can't win)
         assert 0 < row["sent_candles"] <= row["candles"], row
-        if row["contestant"] == "lua-batch":
+        if row["contestant"] in {"lua-batch", "floor"}:  # the floor plans as the library does: the same sent
             assert row["sent_candles"] < row["candles"], row
             assert row["server_us_per_sent_candle"] >= row["server_us_per_candle"] > 0, row
         if row["workload"] == "ticker":
@@ -123,6 +126,11 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
                 "the unversioned ceiling keeps every update: its duplicates prove the check works"
             )
 
+    sent = {(r["workload"], r["contestant"], r["writers"]): r["sent_candles"] for r in rows}
+    for workload, contestant, writers in sent:
+        if contestant == "floor":  # what reached the server: the floor's calls are lua-batch's, with other scripts
+            assert sent[workload, "floor", writers] == sent[workload, "lua-batch", writers]
+
     targets = {t["name"]: t for t in result["targets"]}
     assert targets.keys() >= {*TARGETS, "library_correct", "publish_complete", "ticker_newer_wins"}
     for name, limit in TARGETS.items():
@@ -134,6 +142,18 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert low <= targets[name]["ratio"] <= high  # the median of the three runs' ratios
         assert result["ratios"][name]["median"] == targets[name]["ratio"]
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
+        if name == "rollup_server_vs_lua_batch":  # no floor contestant writes roll-ups
+            assert "floor_ratio" not in targets[name]
+            continue
+        # The floor (benchmarks/floors/required.lua, planned as lua-batch is) measured beside each ratio.
+        assert len(targets[name]["floor_ratios"]) == 3, targets[name]
+        assert min(targets[name]["floor_ratios"]) <= targets[name]["floor_ratio"] <= max(targets[name]["floor_ratios"])
+        assert targets[name]["floor_ratio"] > 0
+        at_least = targets[name]["floor"]
+        assert targets[name]["beyond_floor"] is (
+            targets[name]["floor_ratio"] < limit if at_least else targets[name]["floor_ratio"] > limit
+        )
+        assert result["ratios"][name]["floor_ratio"] == targets[name]["floor_ratio"]
     assert result["rollup_server_ratio"] > 0
     assert result["rollup_client_ratio"] > 0
     traced = result["tracing"]  # the tracing rows: client CPU with no API, the no-op tracer and the SDK

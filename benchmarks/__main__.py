@@ -195,10 +195,11 @@ def rollup_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def floor_ratios(result: dict[str, Any]) -> dict[str, float]:
     """Each target's ratio for the ``floor`` contestant in lua-batch's place: what the rules' commands alone reach.
 
-    The floor plans each batch as the library does (checked, deduplicated, the same ARGV) and sends
-    ``benchmarks/floors/required.lua``: the read versioned_write.lua makes, ZADD, EXPIRE and the trim,
-    with no decisions. A target beyond its floor (a ceiling below it, a throughput above it) cannot be
-    met by any script that keeps the rules on this server; the round trip's floor is ``floor_rtt_us``.
+    The floor is lua-batch's own client with ``benchmarks/floors/required.lua`` in versioned_write.lua's
+    place: the read versioned_write.lua makes, ZADD, EXPIRE and the trim, with no decisions. A target
+    beyond its floor (a ceiling below it, a throughput above it) cannot be met by any script that keeps
+    the rules on this server; the round trip's floor is ``floor_rtt_us``. The client CPU target has no
+    floor here: the floor's client is lua-batch's.
     """
     rows = result["rows"]
 
@@ -224,10 +225,6 @@ def floor_ratios(result: dict[str, Any]) -> dict[str, float]:
             found["throughput_vs_ceiling_w16"] = mine[many]["writes_per_s"] / theirs[many]["writes_per_s"]
         few = [w for w in common if w < many] or common
         found["throughput_vs_ceiling"] = min(mine[w]["writes_per_s"] / theirs[w]["writes_per_s"] for w in few)
-        if all(theirs[w]["client_us_per_candle"] > 0 for w in common):
-            found["client_cpu_vs_ceiling"] = max(
-                mine[w]["client_us_per_candle"] / theirs[w]["client_us_per_candle"] for w in common
-            )
     zadd, floor = result["zadd_rtt_us"], result.get("floor_rtt_us")
     if floor and zadd > 0:
         found["round_trip_vs_zadd"] = floor / zadd

@@ -23,7 +23,6 @@ from .contestants import (
     ASYNC_CONTESTANTS,
     BATCHED,
     ENCODE,
-    FLOOR_SCRIPT,
     ROLLUP_CONTESTANTS,
     ROLLUP_SOURCE,
     SCRIPT_COMMANDS,
@@ -34,6 +33,7 @@ from .contestants import (
     TICKER_WRITERS,
     Settings,
     as_rollup_source,
+    floor_cache,
     rollup_time,
     write_async,
 )
@@ -411,14 +411,14 @@ def run(
 def round_trips(url: str, samples: int) -> tuple[float, float, float]:
     """Median round trips (us) of one plain ZADD, one add_candle_if_newer and the floor, interleaved, one client.
 
-    The floor is what one versioned write cannot do without: ``plan_write`` of the candle (checked,
-    encoded, the script's ARGV) and one EVALSHA of ``floors/required.lua`` (the read, ZADD, EXPIRE,
-    the trim; no decisions), on a key of its own.
+    The floor is ``add_candle_if_newer`` of a cache that sends ``floors/required.lua`` in place of
+    versioned_write.lua (``floor_cache``: the same client, a script that reads, ZADDs, EXPIREs and
+    trims with no decisions), on a series of its own.
     """
     client = redis.Redis.from_url(url)
     client.flushall()
     cache = CandleCache(client)
-    floor = client.register_script(FLOOR_SCRIPT)
+    floor = floor_cache(client)
     zadd_ns: list[int] = []
     lua_ns: list[int] = []
     floor_ns: list[int] = []
@@ -435,12 +435,7 @@ def round_trips(url: str, samples: int) -> tuple[float, float, float]:
         middle = clock()
         cache.add_candle_if_newer(USER_ID, EXCHANGE_ID, candle)
         ended = clock()
-        plan = plan_write(
-            USER_ID, EXCHANGE_ID, (floor_candle,), versioned=True, ttl_seconds=cache.ttl_seconds,
-            max_candles=cache.max_candles,
-        )  # fmt: skip
-        call = plan.calls[0]
-        floor(keys=[call.key], args=list(call.args()))
+        floor.add_candle_if_newer(USER_ID, EXCHANGE_ID, floor_candle)
         floored = clock()
         if i >= samples // 10:  # the first tenth warms up connection and script cache
             zadd_ns.append(middle - started)

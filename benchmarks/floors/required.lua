@@ -4,13 +4,15 @@
 -- ARGV     versioned_write.lua's, as the library plans them: ARGV[2] the TTL, ARGV[3] the trim
 --          rank, ARGV[5]/ARGV[6] the lowest/highest timestamp, ARGV[7] the range read's LIMIT or
 --          "0" (read timestamp by timestamp), ARGV[8..] three per candle (timestamp, sequence, member)
--- Reply:   1
+-- Reply:   an array with one 1 per candle, as versioned_write.lua's reply is shaped (the caller
+--          must learn, per candle, what was written)
 --
 -- It reads what the key holds where versioned_write.lua reads it (the same range read, or one
 -- read per distinct timestamp, as ARGV[7] says), then ZADDs every member sent, EXPIREs and trims.
 -- It compares nothing and removes no replaced member, so it leaves duplicates: `make bench`
--- runs it as the `floor` contestant, to measure what the rules' commands cost on their own
--- (through the same Lua bridge), never to keep data.
+-- runs it as the `floor` contestant (lua-batch's client, this script in versioned_write.lua's
+-- place), to measure what the rules' commands cost on their own through the same Lua bridge,
+-- never to keep data.
 local key = KEYS[1]
 local add = {}
 if ARGV[7] == "0" then
@@ -32,4 +34,8 @@ end
 redis.call("ZADD", key, unpack(add))
 redis.call("EXPIRE", key, ARGV[2])
 redis.call("ZREMRANGEBYRANK", key, "0", ARGV[3])
-return 1
+local reply = {}
+for i = 1, (#ARGV - 7) / 3 do
+  reply[i] = 1
+end
+return reply

@@ -8,7 +8,7 @@ above it, so the differences are the steps' own costs. Per input candle.
 The library (``add_candles_if_newer``'s client work, as ``transport.write`` does it):
 check (the rule functions on every candle), plan (group by key, drop the candles
 that cannot win), ARGV (encode the candles sent, their timestamps and sequences),
-pack (RESP, hiredis), results (the per-call replies read into ``list[bool]``).
+pack (``resp.pack_commands``, with hiredis when installed), results (the per-call replies read into ``list[bool]``).
 The ceiling (``benchmarks.contestants.write_ceiling``): encode every candle and
 group by key, then queue the ZADDs on a redis-py pipeline and pack them. Neither
 counts the socket (the same ``sendall`` and read for both) nor the reply parsing.
@@ -69,7 +69,7 @@ def library_steps(batches: list[list[UnifiedCandle]]) -> list[tuple[str, Callabl
         ("check: the rule functions on every candle", check),
         ("+ plan: group by key, drop the candles that cannot win", plan),
         ("+ ARGV: encode the candles sent, timestamps, sequences", argv),
-        ("+ pack the EVALSHAs (RESP, hiredis)", pack),
+        ("+ pack the EVALSHAs (resp.pack_commands: hiredis when installed)", pack),
         ("+ rounds: retry state, replies read into results", results),
     ]
 

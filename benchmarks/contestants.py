@@ -127,9 +127,15 @@ def write_lua_batch(
 ) -> RunResult:
     """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
     cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles, rollups=rollups)
+    return write_batches(cache, candles, settings.batch_size, publish_close)
+
+
+def write_batches(
+    cache: CandleCache, candles: list[UnifiedCandle], size: int, publish_close: bool = False
+) -> RunResult:
+    """``cache.add_candles_if_newer`` over batches of ``size`` updates, each call timed."""
     result = RunResult()
     clock = time.perf_counter_ns
-    size = settings.batch_size
     for start in range(0, len(candles), size):
         started = clock()
         written = cache.add_candles_if_newer(
@@ -205,20 +211,13 @@ def floor_cache(client: redis.Redis, **settings: Any) -> CandleCache:
 def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """The floor of a versioned write, measured beside it: ``lua-batch`` with ``floors/required.lua`` as its script.
 
-    The script makes the read versioned_write.lua makes, ZADD, EXPIRE and the trim, and replies one 1
-    per candle, with no decisions. It keeps no version (it leaves duplicates), so it is no contestant
-    for correctness, only the floor lua-batch's ratios are held against.
+    The script makes the commands versioned_write.lua makes when every candle wins (the read, ZREM
+    of what it read, ZADD, EXPIRE, the trim and the post-trim read) and replies one 1 per candle,
+    with no decisions. It compares no sequence, so it is no contestant for correctness, only the
+    floor lua-batch's ratios are held against.
     """
     cache = floor_cache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
-    result = RunResult()
-    clock = time.perf_counter_ns
-    size = settings.batch_size
-    for start in range(0, len(candles), size):
-        started = clock()
-        written = cache.add_candles_if_newer(USER_ID, EXCHANGE_ID, candles[start : start + size])
-        result.latencies_ns.append(clock() - started)
-        result.written += sum(written)
-    return result
+    return write_batches(cache, candles, settings.batch_size)
 
 
 SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], RunResult]] = {

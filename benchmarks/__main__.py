@@ -192,43 +192,25 @@ def rollup_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return ratios
 
 
+NO_FLOOR = frozenset({"client_cpu_vs_ceiling"})
+"""Ratio targets the ``floor`` contestant does not bound: its client is lua-batch's own."""
+
+
 def floor_ratios(result: dict[str, Any]) -> dict[str, float]:
     """Each target's ratio for the ``floor`` contestant in lua-batch's place: what the rules' commands alone reach.
 
     The floor is lua-batch's own client with ``benchmarks/floors/required.lua`` in versioned_write.lua's
-    place: the read versioned_write.lua makes, ZADD, EXPIRE and the trim, with no decisions. A target
-    beyond its floor (a ceiling below it, a throughput above it) cannot be met by any script that keeps
-    the rules on this server; the round trip's floor is ``floor_rtt_us``. The client CPU target has no
-    floor here: the floor's client is lua-batch's.
+    place: the commands versioned_write.lua makes when every candle wins (the read, ZREM of what it
+    read, ZADD, EXPIRE, the trim, the post-trim read), with no decisions. A target beyond its floor (a
+    ceiling below it, a throughput above it) cannot be met by any script that keeps the rules on this
+    server; the round trip's floor is ``floor_rtt_us``. The ratios are ``ratio_targets``', the same
+    formulas as lua-batch's, so the two are comparable by construction.
     """
-    rows = result["rows"]
-
-    def by(contestant: str, workload: str = "stream") -> dict[int, dict[str, Any]]:
-        return {r["writers"]: r for r in rows if r["contestant"] == contestant and r["workload"] == workload}
-
-    found: dict[str, float] = {}
-    for name, workload in (
-        ("server_vs_ceiling", "stream"),
-        ("server_vs_ceiling_full_keys", "full-keys"),
-        ("server_vs_ceiling_batch_1000", "batch-1000"),
-    ):
-        mine, theirs = by("floor", workload), by("ceiling", workload)
-        common = sorted(set(mine) & set(theirs) & set(by("lua-batch", workload)))
-        if common and theirs[common[0]]["server_us_per_candle"] > 0:
-            found[name] = mine[common[0]]["server_us_per_candle"] / theirs[common[0]]["server_us_per_candle"]
-    mine, theirs = by("floor"), by("ceiling")
-    common = sorted(set(mine) & set(theirs) & set(by("lua-batch")))
-    if common and all(theirs[w]["server_us_per_candle"] > 0 and theirs[w]["writes_per_s"] > 0 for w in common):
-        many = common[-1]
-        if many > 1:
-            found["server_vs_ceiling_w16"] = mine[many]["server_us_per_candle"] / theirs[many]["server_us_per_candle"]
-            found["throughput_vs_ceiling_w16"] = mine[many]["writes_per_s"] / theirs[many]["writes_per_s"]
-        few = [w for w in common if w < many] or common
-        found["throughput_vs_ceiling"] = min(mine[w]["writes_per_s"] / theirs[w]["writes_per_s"] for w in few)
-    zadd, floor = result["zadd_rtt_us"], result.get("floor_rtt_us")
-    if floor and zadd > 0:
-        found["round_trip_vs_zadd"] = floor / zadd
-    return found
+    return {
+        t["name"]: t["ratio"]
+        for t in ratio_targets(result, "floor", "floor_rtt_us")
+        if t["ratio"] is not None and t["name"] not in NO_FLOOR
+    }
 
 
 def beyond(limit: float, floor: float, at_least: bool) -> bool:
@@ -236,17 +218,20 @@ def beyond(limit: float, floor: float, at_least: bool) -> bool:
     return floor < limit if at_least else floor > limit
 
 
-def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the issue with the ratio measured in this run; ``met`` is None when its rows were not run."""
+def ratio_targets(result: dict[str, Any], contestant: str, rtt_key: str) -> list[dict[str, Any]]:
+    """The ratio targets for ``contestant`` against the ceiling (``rtt_key``: its round trip in ``result``).
+
+    ``evaluate`` takes them for lua-batch, ``floor_ratios`` for the floor.
+    """
     rows = result["rows"]
     batch = result["batch_size"]
 
-    def by(contestant: str, workload: str = "stream") -> dict[int, dict[str, Any]]:
-        return {r["writers"]: r for r in rows if r["contestant"] == contestant and r["workload"] == workload}
+    def by(name: str, workload: str = "stream") -> dict[int, dict[str, Any]]:
+        return {r["writers"]: r for r in rows if r["contestant"] == name and r["workload"] == workload}
 
     def one_writer(workload: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """lua-batch's and the ceiling's rows at W=1 (else the fewest writers both ran)."""
-        mine, theirs = by("lua-batch", workload), by("ceiling", workload)
+        """The contestant's and the ceiling's rows at W=1 (else the fewest writers both ran)."""
+        mine, theirs = by(contestant, workload), by("ceiling", workload)
         common = sorted(set(mine) & set(theirs))
         return (mine[common[0]], theirs[common[0]]) if common else None
 
@@ -256,46 +241,47 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("server_vs_ceiling_full_keys", "full-keys", f"full keys, batch {batch}"),
         ("server_vs_ceiling_batch_1000", "batch-1000", "the stream, batch 1,000"),
     ):
-        text = f"lua-batch server time per candle vs the ceiling's, {shape}"
+        text = f"{contestant} server time per candle vs the ceiling's, {shape}"
         pair = one_writer(workload)
         if pair is None or pair[1]["server_us_per_candle"] <= 0:
-            targets.append(_target(name, text, None, f"needs lua-batch and ceiling in the {workload} workload"))
+            targets.append(_target(name, text, None, f"needs {contestant} and ceiling in the {workload} workload"))
             continue
         mine, theirs = pair
         ratio = mine["server_us_per_candle"] / theirs["server_us_per_candle"]
         measured = f"W={mine['writers']}: {mine['server_us_per_candle']:.2f} / {theirs['server_us_per_candle']:.2f} us"
         targets.append(_target(name, text, ratio, measured))
 
-    batch_rows, ceiling_rows = by("lua-batch"), by("ceiling")
+    batch_rows, ceiling_rows = by(contestant), by("ceiling")
     common = sorted(set(batch_rows) & set(ceiling_rows))
     many = common[-1] if common else MANY_WRITERS
-    text = f"lua-batch server time per candle vs the ceiling's, the stream, batch {batch}, W={many}"
+    text = f"{contestant} server time per candle vs the ceiling's, the stream, batch {batch}, W={many}"
     if common and ceiling_rows[many]["server_us_per_candle"] > 0 and many > 1:
         mine, theirs = batch_rows[many], ceiling_rows[many]
         ratio = mine["server_us_per_candle"] / theirs["server_us_per_candle"]
         measured = f"W={many}: {mine['server_us_per_candle']:.2f} / {theirs['server_us_per_candle']:.2f} us"
         targets.append(_target("server_vs_ceiling_w16", text, ratio, measured))
     else:
-        targets.append(_target("server_vs_ceiling_w16", text, None, "needs lua-batch and ceiling at W > 1"))
+        targets.append(_target("server_vs_ceiling_w16", text, None, f"needs {contestant} and ceiling at W > 1"))
 
-    zadd, if_newer = result["zadd_rtt_us"], result["if_newer_rtt_us"]
+    zadd, if_newer = result["zadd_rtt_us"], result.get(rtt_key)
+    text = f"{'add_candle_if_newer' if contestant == 'lua-batch' else contestant} round trip vs a plain ZADD's"
     targets.append(
         _target(
             "round_trip_vs_zadd",
-            "add_candle_if_newer round trip vs a plain ZADD's (p50, one client, back to back)",
-            if_newer / zadd if zadd > 0 else None,
-            f"{if_newer:.1f} / {zadd:.1f} us",
+            f"{text} (p50, one client, back to back)",
+            if_newer / zadd if if_newer and zadd > 0 else None,
+            f"{if_newer:.1f} / {zadd:.1f} us" if if_newer else f"needs {rtt_key}",
         )
     )
 
     few = [w for w in common if w < many] or common
-    text = f"lua-batch throughput vs the ceiling's at every W < {many} (the stream, batch {batch})"
+    text = f"{contestant} throughput vs the ceiling's at every W < {many} (the stream, batch {batch})"
     if few and all(ceiling_rows[w]["writes_per_s"] > 0 for w in common):
         ratios = {w: batch_rows[w]["writes_per_s"] / ceiling_rows[w]["writes_per_s"] for w in few}
         worst = min(ratios, key=ratios.__getitem__)
         measured = ", ".join(f"W={w}: {q:.0%}" for w, q in ratios.items()) + f"; worst W={worst}"
         targets.append(_target("throughput_vs_ceiling", text, ratios[worst], measured))
-        text = f"lua-batch throughput vs the ceiling's at W={many} (the stream, batch {batch})"
+        text = f"{contestant} throughput vs the ceiling's at W={many} (the stream, batch {batch})"
         if many == 1:
             targets.append(_target("throughput_vs_ceiling_w16", text, None, "needs W > 1"))
         else:
@@ -303,12 +289,12 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
             targets.append(_target("throughput_vs_ceiling_w16", text, ratio, f"W={many}: {ratio:.0%}"))
     else:
         for name in ("throughput_vs_ceiling", "throughput_vs_ceiling_w16"):
-            targets.append(_target(name, text, None, "needs lua-batch and ceiling in the stream workload"))
+            targets.append(_target(name, text, None, f"needs {contestant} and ceiling in the stream workload"))
 
-    text = f"lua-batch client CPU per candle vs the ceiling's at every W (the stream, batch {batch})"
+    text = f"{contestant} client CPU per candle vs the ceiling's at every W (the stream, batch {batch})"
     if not common or any(ceiling_rows[w]["client_us_per_candle"] <= 0 for w in common):
         targets.append(
-            _target("client_cpu_vs_ceiling", text, None, "needs lua-batch and ceiling in the stream workload")
+            _target("client_cpu_vs_ceiling", text, None, f"needs {contestant} and ceiling in the stream workload")
         )
     else:
         ratios = {w: batch_rows[w]["client_us_per_candle"] / ceiling_rows[w]["client_us_per_candle"] for w in common}
@@ -319,6 +305,14 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
         targets.append(_target("client_cpu_vs_ceiling", text, ratios[worst], f"{measured}; worst W={worst}"))
 
+    return targets
+
+
+def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue with the ratio measured in this run; ``met`` is None when its rows were not run."""
+    rows = result["rows"]
+    batch = result["batch_size"]
+    targets = ratio_targets(result, "lua-batch", "if_newer_rtt_us")
     rollup = rollup_ratios(rows)
     text = (
         f"lua-batch-rollup (5m -> 15m, 1h, 4h, 1d) server time per source candle vs lua-batch's "

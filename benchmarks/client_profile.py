@@ -30,6 +30,8 @@ from livermore_cache.engine import WriteRounds, WriteStats
 from livermore_cache.plans.candles import _passes, plan_write
 from livermore_cache.resp import pack_commands
 
+from .contestants import Settings
+from .runner import sent_candles
 from .workload import EXCHANGE_ID, USER_ID, FeedShape, deal, make_feed
 
 SHA = "f" * 40
@@ -112,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for writers in (1, 16):
         share = deal(feed, writers)[0]
         batches = [share[i : i + args.batch_size] for i in range(0, len(share), args.batch_size)]
-        plans = [plan_write(USER_ID, EXCHANGE_ID, b, versioned=True, ttl_seconds=1, max_candles=1) for b in batches]
-        sent = sum(len(call.sent) for p in plans for call in p.calls if call.args())
+        sent = sent_candles("lua-batch", [share], Settings(1, 1, args.batch_size), tickers=False)
         print(
             f"W={writers}: one writer's {len(share):,} candles in {len(batches)} batches, {sent / len(share):.0%} sent"
         )

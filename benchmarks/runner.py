@@ -412,8 +412,8 @@ def round_trips(url: str, samples: int) -> tuple[float, float, float]:
     """Median round trips (us) of one plain ZADD, one add_candle_if_newer and the floor, interleaved, one client.
 
     The floor is ``add_candle_if_newer`` of a cache that sends ``floors/required.lua`` in place of
-    versioned_write.lua (``floor_cache``: the same client, a script that reads, ZADDs, EXPIREs and
-    trims with no decisions), on a series of its own.
+    versioned_write.lua (``floor_cache``: the same client, a script that makes versioned_write.lua's
+    commands with no decisions), on a series of its own.
     """
     client = redis.Redis.from_url(url)
     client.flushall()

@@ -22,7 +22,7 @@ from livermore_cache import CandleCache, NotReplicatedError, candle_key
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import Facade
-from tests.system.test_sentinel import SERVICE, Group, group, info, promoted, wait_for
+from tests.system.test_sentinel import SERVICE, Group, group, promoted, role, wait_for
 
 pytestmark = pytest.mark.slow
 __all__ = ["group"]  # the fixture, imported for the tests here
@@ -70,7 +70,7 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
             wait_for(lambda: promoted(group), "the promotion", timeout=60)
             marks["promoted"] = time.monotonic()
             if graceful:
-                wait_for(lambda: info(group.primary).get("role") == "slave", "the old primary's demotion", timeout=60)
+                wait_for(lambda: role(group.primary) == "slave", "the old primary's demotion", timeout=60)
                 marks["demoted"] = time.monotonic()
             else:
                 # the new primary has no replica until the old one comes back (as its replica, told by the

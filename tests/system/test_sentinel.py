@@ -65,6 +65,14 @@ def info(server: ServerProcess, section: str = "replication") -> dict[str, Any]:
         return dict(client.info(section))
 
 
+def role(server: ServerProcess) -> str | None:
+    """The server's replication role, or None while it does not answer (a server switching roles closes its clients)."""
+    try:
+        return str(info(server)["role"])
+    except redis.RedisError:
+        return None
+
+
 def wait_for(done: Callable[[], bool], what: str, timeout: float = 20.0, abort: threading.Event | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -93,10 +101,7 @@ def sentinels_ready(group: Group) -> bool:
 
 def promoted(group: Group) -> bool:
     """A sentinel names the replica as the primary, and the replica says it is one."""
-    try:
-        if info(group.replica)["role"] != "master":
-            return False
-    except redis.RedisError:
+    if role(group.replica) != "master":
         return False
     for sentinel in group.sentinels:
         with redis.Redis.from_url(sentinel.url, socket_timeout=1) as client:

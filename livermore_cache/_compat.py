@@ -79,6 +79,7 @@ __all__ = [
     "connect_once",
     "connection_from_pool",
     "deregister_connect_callback",
+    "idle_connection",
     "is_connected",
     "private_connection",
     "read_slow_reply",
@@ -210,6 +211,24 @@ def async_release_node_connection(node: Any, connection: Any) -> None:
         release(connection)
     else:
         node._free.append(connection)
+
+
+def idle_connection(pool: Any) -> Any:
+    """The connected connection the pool's ``get_connection`` would hand out next, or None.
+
+    None when the pool would make (or connect) one. ``get_connection`` takes the
+    last of ``_available_connections`` (``ConnectionPool``, sync and asyncio, and
+    asyncio's ``BlockingConnectionPool``) or the top of the LIFO queue ``pool.pool``
+    (sync ``BlockingConnectionPool``, whose free slots are None). Another thread may
+    take it first: the caller must not rely on getting this one.
+    """
+    queue = getattr(pool, "pool", None)
+    free = getattr(queue, "queue", None) if queue is not None else getattr(pool, "_available_connections", None)
+    try:
+        connection = free[-1]  # type: ignore[index]
+    except (IndexError, TypeError, KeyError):
+        return None
+    return connection if connection is not None and is_connected(connection) else None
 
 
 def private_connection(pool: Any) -> Any:

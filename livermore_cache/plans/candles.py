@@ -192,7 +192,9 @@ class ScriptCall:
         keep = set(chosen.values())
         return [i for i, c in enumerate(candles) if i in keep or c.timestamp in unsequenced]
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+    def command(
+        self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
+    ) -> Command:
         """The EVALSHA (or, after NOSCRIPT, EVAL) command for this call."""
         if by_sha:
             return ("EVALSHA", sha, 1, self.key, *self.args(retry=retry, prove=prove))

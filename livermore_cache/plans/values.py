@@ -128,7 +128,9 @@ class ValueCall:
     payloads: list[bytes] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
 
-    def command(self, sha: str, source: str, *, by_sha: bool, retry: bool = False, prove: bool = False) -> Command:
+    def command(
+        self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
+    ) -> Command:
         """The EVALSHA (or, after NOSCRIPT, EVAL) command; ``prove``: a retry that re-proves a value found stored."""
         attempt = (PROVING_RETRY_ATTEMPT if prove else RETRY_ATTEMPT) if retry else FIRST_ATTEMPT
         args: list[Any] = [b"%d" % (self.ttl_seconds or 0), self.channel, attempt]

@@ -37,7 +37,7 @@ from .contestants import (
     rollup_time,
     write_async,
 )
-from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, Workload, deal, prefill_candles
+from .workload import EXCHANGE_ID, T0, TIMEFRAME, USER_ID, Workload, deal, own_copy, prefill_candles
 
 
 @dataclass
@@ -137,6 +137,7 @@ def _sync_writer(
     client = redis.Redis.from_url(url)
     client.ping()
     write = SYNC_WRITERS.get(contestant) or TICKER_WRITERS[contestant]
+    share = own_copy(cast(list[Any], share))
     barrier.wait(timeout=120)
     cpu, started = time.process_time(), time.monotonic()
     result = write(client, share, settings)  # type: ignore[arg-type]
@@ -169,6 +170,7 @@ def _async_writer(
     url: str, contestant: str, shares: list[list[UnifiedCandle]], settings: Settings, barrier: Barrier, queue: Any
 ) -> None:
     marks: dict[str, float] = {}
+    shares = [own_copy(share) for share in shares]
 
     def start() -> None:
         barrier.wait(timeout=120)

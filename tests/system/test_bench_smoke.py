@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,23 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert f"seed-ticker W=1: {plain_stale}, W=4: " in ticker_target["measured"]
     assert f"[met] {ticker_target['target']}: 0 stale over 4 runs" in out
     assert (tmp_path / "latest.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("inherited", [False, True], ids=["own-copy", "inherited"])
+def test_writer_profile_prints_every_phase(redis_url: str, capsys: pytest.CaptureFixture[str], inherited: bool) -> None:
+    """``python -m benchmarks.writer_profile`` forks its writers, and each writes its whole share (no timing checked)."""
+    from benchmarks.writer_profile import main as writer_profile
+
+    argv = ["--redis-url", redis_url, "--repeats", "1", "--writers", "16"] + (["--inherited"] if inherited else [])
+    assert writer_profile(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^W=16: one writer's 553 candles in 6 calls, 1 writers each, ", out, re.M), out
+    phases = re.findall(
+        r"^  (lua-batch|ceiling) +(build the cache|first call|a later call) +(\d+) us +(\d+) page faults$", out, re.M
+    )
+    assert [(side, phase) for side, phase, _, _ in phases] == [
+        ("lua-batch", "build the cache"), ("lua-batch", "first call"), ("lua-batch", "a later call"),
+        ("ceiling", "first call"), ("ceiling", "a later call"),
+    ]  # fmt: skip
+    assert all(int(us) > 0 for _, _, us, _ in phases)
+    assert re.search(r"^ratio lua-batch / ceiling: \d+\.\d\dx the whole writer, \d+\.\d\dx the later calls$", out, re.M)

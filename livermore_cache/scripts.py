@@ -12,6 +12,7 @@ the files again (about 1 ms per process, most of it importlib's resource readers
 
 from __future__ import annotations
 
+from functools import cached_property
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -57,12 +58,33 @@ class Scripts:
     """The scripts registered with one client (sync or asyncio, single server or cluster).
 
     ``register_script`` sends nothing: the script reaches the server on first use
-    (EVALSHA, then EVAL on NOSCRIPT).
+    (EVALSHA, then EVAL on NOSCRIPT). Each is registered when the cache first
+    needs it (redis-py hashes it then): a candle cache that only writes never
+    registers the value caches' script, a value cache never the candle scripts.
     """
 
     def __init__(self, client: Any) -> None:
-        self.versioned_write = client.register_script(_ENCODED["versioned_write"])
-        self.newer_wins = client.register_script(_ENCODED["newer_wins"])
-        self.series_timestamps = client.register_script(_ENCODED["series_timestamps"])
-        self.heal = client.register_script(_ENCODED["heal"])
-        self.rollup_sources = client.register_script(_ENCODED["rollup_sources"])
+        self._client = client
+
+    def _register(self, name: str) -> Any:
+        return self._client.register_script(_ENCODED[name])
+
+    @cached_property
+    def versioned_write(self) -> Any:
+        return self._register("versioned_write")
+
+    @cached_property
+    def newer_wins(self) -> Any:
+        return self._register("newer_wins")
+
+    @cached_property
+    def series_timestamps(self) -> Any:
+        return self._register("series_timestamps")
+
+    @cached_property
+    def heal(self) -> Any:
+        return self._register("heal")
+
+    @cached_property
+    def rollup_sources(self) -> Any:
+        return self._register("rollup_sources")

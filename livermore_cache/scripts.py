@@ -12,7 +12,6 @@ the files again (about 1 ms per process, most of it importlib's resource readers
 
 from __future__ import annotations
 
-from functools import cached_property
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -54,6 +53,27 @@ def script_source(name: str) -> str:
         raise ValueError(f"no script named {name!r}: the scripts are {', '.join(SCRIPT_NAMES)}") from None
 
 
+class _Registered:
+    """A ``Scripts`` attribute named after its script: registered with the client on first access, then kept.
+
+    A non-data descriptor: the registered script is stored in the instance's
+    ``__dict__`` under the same name, so later reads never reach ``__get__``.
+    """
+
+    name: str
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name not in _ENCODED:
+            raise ValueError(f"no script named {name!r}: the scripts are {', '.join(SCRIPT_NAMES)}")
+        self.name = name
+
+    def __get__(self, scripts: Scripts | None, owner: type) -> Any:
+        if scripts is None:
+            return self
+        registered = scripts.__dict__[self.name] = scripts._client.register_script(_ENCODED[self.name])
+        return registered
+
+
 class Scripts:
     """The scripts registered with one client (sync or asyncio, single server or cluster).
 
@@ -63,28 +83,11 @@ class Scripts:
     registers the value caches' script, a value cache never the candle scripts.
     """
 
+    versioned_write = _Registered()
+    newer_wins = _Registered()
+    series_timestamps = _Registered()
+    heal = _Registered()
+    rollup_sources = _Registered()
+
     def __init__(self, client: Any) -> None:
         self._client = client
-
-    def _register(self, name: str) -> Any:
-        return self._client.register_script(_ENCODED[name])
-
-    @cached_property
-    def versioned_write(self) -> Any:
-        return self._register("versioned_write")
-
-    @cached_property
-    def newer_wins(self) -> Any:
-        return self._register("newer_wins")
-
-    @cached_property
-    def series_timestamps(self) -> Any:
-        return self._register("series_timestamps")
-
-    @cached_property
-    def heal(self) -> Any:
-        return self._register("heal")
-
-    @cached_property
-    def rollup_sources(self) -> Any:
-        return self._register("rollup_sources")

@@ -161,9 +161,11 @@ class connect_once:
         self._limit = None if limit is None else max(limit, _SHORTEST_CONNECT_S)
         self._saved: Any = None
         self._timeouts: dict[str, Any] = {}
+        self._sock: Any = None
 
     def __enter__(self) -> None:
         connection = self._connection
+        self._sock = getattr(connection, "_sock", None)
         self._saved = getattr(connection, "retry", None)
         if self._saved is not None:
             connection.retry = _NO_RETRY
@@ -182,8 +184,14 @@ class connect_once:
         for name, value in self._timeouts.items():
             setattr(connection, name, value)
         sock = getattr(connection, "_sock", None)
-        if "socket_timeout" in self._timeouts and sock is not None and hasattr(sock, "settimeout"):
-            sock.settimeout(self._timeouts["socket_timeout"])  # sync: the socket keeps what connect() set
+        # sync: a socket connected within the block keeps the timeout connect() gave it
+        if (
+            "socket_timeout" in self._timeouts
+            and sock is not None
+            and sock is not self._sock
+            and hasattr(sock, "settimeout")
+        ):
+            sock.settimeout(self._timeouts["socket_timeout"])
 
 
 def read_slow_reply(connection: Any, extra_s: float) -> Any:

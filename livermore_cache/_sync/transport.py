@@ -16,13 +16,15 @@ With ``min_replicas``, the round's commands on each connection are followed
 by ``WAIT`` (or ``WAITAOF``) in the same write, so proving replication costs
 no round trip; its reply is read with the connection's timeout plus the WAIT's.
 
-Connecting never stretches a round: every connect the write path makes tries
+Connecting does not stretch a round: the connects the write path makes try
 once (redis-py's own connect retries set aside) within what is left of the
 deadline. A cache whose last round failed sends its next round over a private
 connection for the same reason (a pooled connection would connect inside
 ``get_connection``, with redis-py's retries); so does a cache's first round,
-unless its client's pool holds an idle connected connection, which it then
-takes with redis-py's retries set aside.
+unless its client's pool holds an idle connected connection. A pooled
+connection that has gone stale is reconnected inside the checkout, with
+redis-py's retries set aside; the exception is a connection the pool makes
+when every one it holds is busy (see ``ServerRounds``).
 """
 
 from __future__ import annotations
@@ -108,8 +110,11 @@ class ServerRounds:
     its client's pool has no idle connected connection: a fresh client against
     a server that is down gives up within ``retry_timeout_s`` and one connect
     timeout. When the pool has one, the first round takes it (a connect and a
-    handshake saved per cache); should it have gone stale, the pool reconnects
-    it once, within the deadline, with redis-py's retries set aside.
+    handshake saved per cache). Whenever a round takes an idle pooled connection
+    that has gone stale, the pool reconnects it once, within the deadline, with
+    redis-py's retries set aside (``_compat.connect_once`` around the checkout).
+    A connection the pool makes because every one it holds is busy connects with
+    the client's own retry policy: the server answered the busy ones a moment ago.
     """
 
     cluster = False
@@ -143,8 +148,8 @@ class ServerRounds:
             with backend.holding(lock):
                 return _exchange(connection, commands, wait, deadline)
         pool = self.client.connection_pool
-        idle = _compat.idle_connection(pool) if private and first else None
-        if private and idle is None:
+        idle = _compat.idle_connection(pool)  # the connection the pool hands out next, if it has one connected
+        if private and (idle is None or not first):
             connection = _compat.private_connection(pool)
             try:
                 return _exchange(connection, commands, wait, deadline)
@@ -154,7 +159,8 @@ class ServerRounds:
             if idle is None:
                 connection = _compat.connection_from_pool(pool)  # connects, if it must, before anything is sent
             else:
-                with _compat.connect_once(idle, limit=deadline - time.monotonic()):  # a stale one reconnects once
+                # a stale one (its server restarted or died) is reconnected inside the checkout: once, in the deadline
+                with _compat.connect_once(idle, limit=deadline - time.monotonic()):
                     connection = _compat.connection_from_pool(pool)
         except AMBIGUOUS_ERRORS as error:
             raise NotSent(error) from error

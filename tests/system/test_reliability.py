@@ -445,6 +445,25 @@ def test_a_stale_idle_connection_is_reconnected_once_within_the_deadline(private
     admin.close()
 
 
+def test_a_warm_cache_whose_server_died_gives_up_within_the_deadline(private_server: Start, facade: Facade) -> None:
+    """The pooled connection a warm cache reuses is stale once its server died: the pool's one reconnect
+    must not take the client's own retry policy (3 retries, 2 s apart), which would stretch the round."""
+    server = private_server()
+    client = facade.client(server.url, retry=slow_retries(facade, 3, 2.0))
+    cache = facade.cache(CandleCache, client, retry_timeout_s=1.0)
+    assert cache.add_candle_if_newer(USER, EXCHANGE, unified(T0 - MINUTE, 1))
+    server.kill()
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError) as raised:
+        cache.add_candle_if_newer(USER, EXCHANGE, unified(T0, 1))
+    elapsed = time.monotonic() - started
+    print(f"warm cache, server down ({facade.name}): gave up after {elapsed:.2f} s")
+    assert elapsed < 1.0 + 2.0, "no connect took redis-py's 2 s pause"
+    assert any("retry_timeout_s deadline has passed" in n for n in notes(raised.value))
+    if not facade.is_async:  # as for a new cache's first round: the sync pool sees the close before sending
+        assert not any(MAYBE_APPLIED in n for n in notes(raised.value)), "nothing was sent: it was not applied"
+
+
 def test_retried_rounds_counts_only_rounds_sent_again(cache_at: CacheAt) -> None:
     cache = cache_at(f"redis://127.0.0.1:{free_port()}/0", retries=0)
     with pytest.raises(redis.ConnectionError):

@@ -33,13 +33,14 @@ SCRIPT_NAMES: Final = ("versioned_write", "newer_wins", "series_timestamps", "he
 """Every script the library sends, by file name (``lua/<name>.lua``)."""
 
 
-def _read_all() -> dict[str, str]:
+def _read_all() -> dict[str, bytes]:
     directory = _lua_dir()
-    return {name: directory.joinpath(f"{name}.lua").read_text(encoding="utf-8") for name in SCRIPT_NAMES}
+    return {
+        name: directory.joinpath(f"{name}.lua").read_text(encoding="utf-8").encode("ascii") for name in SCRIPT_NAMES
+    }
 
 
-_SOURCES: Final = _read_all()
-_ENCODED: Final = {name: text.encode("ascii") for name, text in _SOURCES.items()}
+_ENCODED: Final = _read_all()
 """Registered as bytes: redis-py then hashes them as they are, instead of encoding the text with a new
 ``Encoder`` for every cache made (75 us of the 95 a cache's five scripts cost). They are ASCII, so the
 bytes are the same whatever encoding a client is made with."""
@@ -48,9 +49,13 @@ bytes are the same whatever encoding a client is made with."""
 def script_source(name: str) -> str:
     """The text of ``lua/<name>.lua``, one of ``SCRIPT_NAMES``."""
     try:
-        return _SOURCES[name]
+        return _ENCODED[name].decode("ascii")
     except KeyError:
-        raise ValueError(f"no script named {name!r}: the scripts are {', '.join(SCRIPT_NAMES)}") from None
+        raise _unknown(name) from None
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"no script named {name!r}: the scripts are {', '.join(SCRIPT_NAMES)}")
 
 
 class _Registered:
@@ -64,7 +69,7 @@ class _Registered:
 
     def __set_name__(self, owner: type, name: str) -> None:
         if name not in _ENCODED:
-            raise ValueError(f"no script named {name!r}: the scripts are {', '.join(SCRIPT_NAMES)}")
+            raise _unknown(name)
         self.name = name
 
     def __get__(self, scripts: Scripts | None, owner: type) -> Any:

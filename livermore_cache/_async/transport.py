@@ -123,17 +123,15 @@ class ServerRounds:
         self.warm = False
         """True once a round completed over this client, until one fails: its pool then serves the first round."""
         self.sent = False
-        """True once a round was tried (completed or not): only the first round may take an idle pooled connection."""
+        """True once a round was tried (completed or not): only the first may take an idle pooled connection."""
 
     async def send(
         self, commands: Sequence[Command], after_failure: bool, *, deadline: float = math.inf, wait: Wait | None = None
     ) -> tuple[list[Any], list[Any] | None]:
         """The round's outcomes, and per call the WAIT reply of its connection (None without ``wait``)."""
-        first, self.sent = not self.sent, True
+        may_take_idle, self.sent = not self.sent and not after_failure, True
         try:
-            outcomes = await self._send(
-                commands, after_failure or not self.warm, first and not after_failure, deadline, wait
-            )
+            outcomes = await self._send(commands, after_failure or not self.warm, may_take_idle, deadline, wait)
         except BaseException:
             self.warm = False
             raise
@@ -141,7 +139,7 @@ class ServerRounds:
         return _split(outcomes, wait)
 
     async def _send(
-        self, commands: Sequence[Command], private: bool, first: bool, deadline: float, wait: Wait | None
+        self, commands: Sequence[Command], private: bool, may_take_idle: bool, deadline: float, wait: Wait | None
     ) -> list[Any]:
         await backend.ready(self.client)
         connection, lock = _compat.single_connection(self.client)
@@ -149,8 +147,9 @@ class ServerRounds:
             async with backend.holding(lock):
                 return await _exchange(connection, commands, wait, deadline)
         pool = self.client.connection_pool
-        idle = _compat.idle_connection(pool)  # the connection the pool hands out next, if it has one connected
-        if private and (idle is None or not first):
+        # the connection the pool hands out next, if it has one connected (a private round may take it only if first)
+        idle = _compat.idle_connection(pool) if may_take_idle or not private else None
+        if private and idle is None:
             connection = _compat.private_connection(pool)
             try:
                 return await _exchange(connection, commands, wait, deadline)

@@ -52,12 +52,12 @@ class Facade:
         """
         if not self.is_async:
             if blocking:
-                sync_client: Any = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
+                sync_pool = redis.BlockingConnectionPool.from_url(url, **options)
+                sync_client: Any = redis.Redis(connection_pool=sync_pool)
+                self._closers.append(sync_pool.disconnect)
             else:
                 sync_client = (redis.cluster.RedisCluster if cluster else redis.Redis).from_url(url, **options)
             self._closers.append(sync_client.close)
-            if blocking:
-                self._closers.append(sync_client.connection_pool.disconnect)
             return sync_client
         if blocking:
             pool = redis.asyncio.BlockingConnectionPool.from_url(url, **options)

@@ -344,5 +344,9 @@ SERVER_COMMANDS = {
 }
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
 """What the library's contestants' server time sums: the script calls, which hold the commands they ran."""
+SERVER_COMMANDS["lua-batch-rollup"] = SCRIPT_COMMANDS | {"zcount", "zrevrangebyscore"}
+"""The roll-ups' source reads are plain commands: ``ZCOUNT``s and ``ZREVRANGEBYSCORE``s (rollups.RangeCall),
+which no script of the library calls; its feed is sequenced, so rollup_sources.lua (a ZCOUNT inside
+a script) never runs in it, and nothing is counted twice."""
 SCRIPTED = frozenset(name for name in CONTESTANTS if name.startswith("lua") or name.startswith("ticker-if-newer"))
 """The library's contestants: every write is a script call."""

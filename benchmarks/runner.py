@@ -192,12 +192,15 @@ def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
 
 
 def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
-    """The contestant's own commands' time on the server: its scripts, or the commands it sent itself.
+    """The contestant's own commands' time on the server: its scripts (and a roll-up's plain reads), or the
+    commands it sent itself.
 
     A script's (or an EXEC's) usec includes the commands it ran inside, which commandstats
     also counts under their own names: summing both would count them twice.
     """
-    counted = SCRIPT_COMMANDS if contestant in SCRIPTED else SERVER_COMMANDS[contestant]
+    counted = SERVER_COMMANDS.get(contestant) or (SCRIPT_COMMANDS if contestant in SCRIPTED else frozenset())
+    if not counted:
+        raise KeyError(f"no server commands known for contestant {contestant!r}")
     return sum(usec for name, (_, usec) in stats.items() if name in counted)
 
 

@@ -10,6 +10,8 @@ candle carries, derived from its sources' sequences.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -279,7 +281,7 @@ def derived_sequence(sequences: Iterable[int | None]) -> int | None:
 #     run = RollupRun(edges, source_plan, source_results, ttl_seconds=..., max_candles=...)
 #     while (counts := run.source_reads()) is not None:     # ZCOUNT per due period
 #         run.take_counts(counts, errors_of(counts))
-#         if (reads := run.source_members()) is not None:   # ZRANGEBYSCORE per source key and range
+#         if (reads := run.source_members()) is not None:   # ZREVRANGEBYSCORE per source key and range
 #             run.take_sources(reads, errors_of(reads))
 #         if (checks := run.target_reads()) is not None:    # only for unsequenced targets
 #             run.take_targets(checks, errors_of(checks))
@@ -336,12 +338,17 @@ class ReadCall:
 
 @dataclass(slots=True)
 class RangeCall:
-    """One plain command on one source key: ``ZCOUNT`` of a period (``count``) or ``ZRANGEBYSCORE`` of a range.
+    """One plain command on one source key: ``ZCOUNT`` of a period (``count``) or ``ZREVRANGEBYSCORE`` of a range.
 
     A roll-up's source reads are plain commands, not a script: members read through Lua are
     copied into Lua strings and back into the reply, which cost more than the ``ZCOUNT``s and
     the read themselves (``rollup_sources.lua`` cost as much server time per call as the source
     write it followed; docs/benchmark.md, "Performance round 3").
+    The range is read with ``ZREVRANGEBYSCORE`` (the same work as ``ZRANGEBYSCORE``; the order
+    does not matter, ``choose_sources`` ranks what it gets) so that INFO commandstats counts
+    these reads apart from the ``ZRANGEBYSCORE``s the scripts make: ``zcount`` and
+    ``zrevrangebyscore`` are the roll-ups' reads, and ``make bench`` adds them to the roll-up's
+    server time.
     """
 
     key: str
@@ -353,7 +360,9 @@ class RangeCall:
         self, sha: str, source: str | bytes, *, by_sha: bool, retry: bool = False, prove: bool = False
     ) -> Command:
         """The same command in every mode (a read; ``sha``/``source`` are not used)."""
-        return ("ZCOUNT" if self.count else "ZRANGEBYSCORE", self.key, b"%d" % self.low, b"%d" % self.high)
+        if self.count:
+            return ("ZCOUNT", self.key, b"%d" % self.low, b"%d" % self.high)
+        return ("ZREVRANGEBYSCORE", self.key, b"%d" % self.high, b"%d" % self.low)
 
 
 @dataclass(slots=True)
@@ -468,6 +477,9 @@ class RollupRun:
             self._edges.setdefault(edge.source, []).append(edge)
         self._due: dict[Period, None] = {}
         self._reading: list[list[Period]] = []
+        self._waiting: dict[Period, list[Period]] = {}  # a due period -> the due periods around it, held off
+        self._unknown: dict[Period, int] = {}  # a held-off period -> how many periods inside it are not yet complete
+        self._owed: list[Period] = []  # held-off periods whose inner periods are all complete: counted next
         self._complete: dict[str, list[Period]] = {}  # source key -> its due periods that may be complete
         self._computed: dict[Period, Candle] = {}
         self._checking: list[list[Period]] = []
@@ -490,40 +502,106 @@ class RollupRun:
     # -- round 1: the sources of every due period ------------------------------------------
     #
     # First a ZCOUNT per due period (O(log N) each: most periods are still incomplete when a
-    # source candle lands), then one ZRANGEBYSCORE per source key and merged range of the
+    # source candle lands), then one ZREVRANGEBYSCORE per source key and merged range of the
     # periods that may be complete (nested periods, a 1h inside its 4h, are read once). The
     # reads come after the count, not atomically with it: they see the sources as they are
     # then, which is as new as the write that made the period due or newer, and the
     # computation keeps only a period complete in what was read.
+    #
+    # A period that holds smaller due periods of the same series (a 1h holding a due 15m, both
+    # of 5m candles) is counted only once each of those is known to be complete: if the 15m
+    # period misses a source candle, so does every period around it. Its ZCOUNT then comes in
+    # a later count round, still before any read (``source_reads`` returns it first, and
+    # ``source_members`` waits for it): one more count round per nesting level at most. In a
+    # feed that moves forward, most of the smallest periods are incomplete, and the periods
+    # around them are never counted.
 
     def source_reads(self) -> ReadPlan | None:
         """The next round's source counts (a ZCOUNT per due period), or None when the run is over."""
-        if not self._due or self._rounds >= MAX_ROLLUP_ROUNDS:
-            return None
-        self._rounds += 1
-        self._reading = [[period] for period in self._due]
-        self._due = {}
-        self._computed = {}
-        self._complete = {}
+        if self._owed:  # the same round, one nesting level up: periods whose inner periods are all complete
+            periods, self._owed = self._owed, []
+        else:
+            if not self._due or self._rounds >= MAX_ROLLUP_ROUNDS:
+                return None
+            self._rounds += 1
+            periods = self._hold_off(list(self._due))
+            self._due = {}
+            self._computed = {}
+            self._complete = {}
+        self._reading = [[period] for period in periods]
         return ReadPlan(
             [RangeCall(self._key(p.symbol, p.edge.source), p.boundary, p.last, count=True) for (p,) in self._reading]
         )
 
+    def _hold_off(self, due: list[Period]) -> list[Period]:
+        """The due periods to count first: those with no due period inside them.
+
+        Each other period waits (``_waiting``, ``_unknown``) on every due period inside it
+        that reads the same source series (every source candle of the inner period is one of
+        its own), smallest periods first.
+        """
+        first: list[Period] = []
+        series: dict[tuple[str, str], tuple[list[int], list[Period]]] = {}  # per source series, by boundary
+        for period in sorted(due, key=lambda p: timeframe_ms(p.edge.target)):
+            boundaries, seen = series.setdefault((period.symbol, period.edge.source), ([], []))
+            at = bisect.bisect_left(boundaries, period.boundary)
+            inner: list[Period] = []
+            for candidate in itertools.islice(seen, at, None):
+                if candidate.boundary > period.last:
+                    break
+                if candidate.last <= period.last:
+                    inner.append(candidate)
+            if inner:
+                self._unknown[period] = len(inner)
+                for held in inner:
+                    self._waiting.setdefault(held, []).append(period)
+            else:
+                first.append(period)
+            boundaries.insert(at, period.boundary)
+            seen.insert(at, period)
+        return first
+
     def take_counts(self, plan: ReadPlan, errors: Mapping[str, BaseException]) -> None:
-        """The counts: incomplete periods are done; the others wait for ``source_members``."""
+        """The counts: incomplete periods are done, with every period around them; the others wait for
+        ``source_members`` (after the periods around them, once all their inner periods are complete)."""
         for index, (call, (period,)) in enumerate(zip(plan.calls, self._reading, strict=True)):
             count = plan.reply(index)
             if count is None:
-                self.errors[self._key(period.symbol, period.edge.target)] = errors[call.key]
+                self._settle(period, errors[call.key])
                 continue
             if int(count) < period.edge.factor:
-                self._verify.discard(period)
+                self._settle(period, None)
                 continue  # incomplete: nothing to store
             self._complete.setdefault(call.key, []).append(period)
+            for outer in self._waiting.pop(period, ()):
+                left = self._unknown.get(outer)
+                if left == 1:
+                    del self._unknown[outer]
+                    self._owed.append(outer)
+                elif left is not None:
+                    self._unknown[outer] = left - 1
         self._reading = []
 
+    def _settle(self, period: Period, error: BaseException | None) -> None:
+        """``period`` is not computed in this round (incomplete, or ``error`` counting its sources), nor is any
+        period waiting around it: the same source candle is missing from them, or the same key failed."""
+        stack = [period]
+        while stack:
+            done = stack.pop()
+            if error is None:
+                self._verify.discard(done)
+            else:
+                self.errors[self._key(done.symbol, done.edge.target)] = error
+            stack += (outer for outer in self._waiting.pop(done, ()) if self._unknown.pop(outer, None) is not None)
+
     def source_members(self) -> ReadPlan | None:
-        """Reads of the periods that may be complete (merged ranges, per source key), or None."""
+        """Reads of the periods that may be complete (merged ranges, per source key), or None.
+
+        None also while counts are owed (``source_reads`` sends them first): every read of a
+        round comes after all of its counts.
+        """
+        if self._owed:
+            return None
         calls: list[RangeCall] = []
         for key, periods in self._complete.items():
             merged: list[list[int]] = []

@@ -150,6 +150,29 @@ def test_cascade_through_every_level(make_cache: Callable[..., Any], r: redis.Re
     assert stored(r, "1d") == []
 
 
+def plain_reads(r: redis.Redis) -> dict[str, int]:
+    """Calls of the roll-ups' plain source reads in INFO commandstats (no script of the library makes them)."""
+    stats: dict[str, Any] = r.info("commandstats")
+    return {name: int(stats.get(f"cmdstat_{name}", {"calls": 0})["calls"]) for name in ("zcount", "zrevrangebyscore")}
+
+
+def test_a_period_is_counted_only_when_every_period_inside_it_is_complete(
+    make_cache: Callable[..., Any], r: redis.Redis
+) -> None:
+    """5m -> 15m, 1h, 4h, 1d: a 5m candle that leaves its 15m incomplete costs one ZCOUNT and no read;
+    the third one costs a ZCOUNT per level up to the first incomplete one, and one read."""
+    cache = make_cache(rollups={"5m": ["15m", "1h", "4h", "1d"]})
+    five = [bar(slot, 1, timeframe="5m", step=5 * MINUTE) for slot in range(3)]
+    r.config_resetstat()
+    assert cache.add_candles_if_newer(USER, EXCHANGE, five[:2]) == [True, True]
+    assert plain_reads(r) == {"zcount": 1, "zrevrangebyscore": 0}  # the 15m period: 2 of 3
+    r.config_resetstat()
+    assert cache.add_candle_if_newer(USER, EXCHANGE, five[2]) is True
+    assert plain_reads(r) == {"zcount": 2, "zrevrangebyscore": 1}  # 15m complete, 1h not: 4h and 1d never counted
+    same_prices(stored(r, "15m"), aggregate_candles(five, "5m", "15m"))
+    assert stored(r, "1h") == []
+
+
 def test_one_candle_at_a_time_also_cascades(make_cache: Callable[..., Any], r: redis.Redis) -> None:
     cache = make_cache(rollups={"1m": ["5m", "15m"]})
     for slot in range(15):

@@ -22,6 +22,7 @@ import redis.asyncio
 from redis.exceptions import WatchError
 
 from livermore_cache import AsyncCandleCache, CandleCache, Ticker, TickerCache, UnifiedCandle, candle_key, ticker_key
+from livermore_cache.plans import candles as candle_plans
 
 from .workload import EXCHANGE_ID, T0, TICKER_CONTESTANTS, USER_ID
 
@@ -172,14 +173,36 @@ def write_lua_batch_rollup(client: redis.Redis, candles: list[UnifiedCandle], se
 
 def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
     """No version check at all: one multi-member ZADD per key per batch, pipelined across keys."""
+    return _write_zadds(client, candles, settings, checked=False)
+
+
+def write_ceiling_checked(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+    """The ceiling, checking each candle first as every library write must: the client's floor.
+
+    Each candle of a batch goes through the rule functions ``plan_write`` runs (``plans.candles``:
+    every field's rule and the timestamp's boundary; ``checked_candle`` names the field of one that
+    fails), before the ceiling's encoding and ZADDs. A bad candle must be refused before anything is
+    sent, so any client of the rules does at least this much: its client CPU over the ceiling's is
+    the floor of ``client_cpu_vs_ceiling``. It sends exactly the ceiling's commands.
+    """
+    return _write_zadds(client, candles, settings, checked=True)
+
+
+def _write_zadds(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, *, checked: bool) -> RunResult:
     result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
     keys: dict[str, str] = {}
+    passes = candle_plans._passes
     for start in range(0, len(candles), size):
         started = clock()
+        batch = candles[start : start + size]
+        if checked:
+            for position, candle in enumerate(batch):
+                if not passes(candle):
+                    candle_plans.checked_candle(candle, f"candles[{position}]")
         by_key: dict[str, dict[bytes, int]] = {}
-        for candle in candles[start : start + size]:
+        for candle in batch:
             key = keys.get(candle.symbol)
             if key is None:
                 key = keys[candle.symbol] = _key(candle)
@@ -226,6 +249,7 @@ SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], R
     "lua": write_lua,
     "lua-batch": write_lua_batch,
     "ceiling": write_ceiling,
+    "ceiling-checked": write_ceiling_checked,
     "lua-publish": write_lua_publish,
     "lua-publish-10": write_lua_publish,
     "lua-batch-rollup": write_lua_batch_rollup,
@@ -326,12 +350,13 @@ BATCHED = frozenset(
         "ticker-if-newer-batch",
         "lua-batch-rollup",
         "floor",
+        "ceiling-checked",
     }
 )
 """Contestants that send ``batch_size`` updates per call; the others send one."""
 ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup"})
 """Contestants that write the feed as 5m candles (``as_rollup_source``), with roll-ups."""
-UNVERSIONED = frozenset({"ceiling", "floor"})
+UNVERSIONED = frozenset({"ceiling", "floor", "ceiling-checked"})
 """Contestants that keep every update by design: their stale count measures nothing."""
 SERVER_COMMANDS = {
     # What each contestant's server time sums, from INFO commandstats. A script's or an EXEC's usec
@@ -339,6 +364,7 @@ SERVER_COMMANDS = {
     "seed": frozenset({"zrangebyscore", "zremrangebyscore", "zadd", "expire", "zremrangebyrank"}),
     "watch": frozenset({"watch", "unwatch", "zrangebyscore", "multi", "exec"}),
     "ceiling": frozenset({"zadd"}),
+    "ceiling-checked": frozenset({"zadd"}),
     "seed-ticker": frozenset({"setex"}),
     "floor": frozenset({"evalsha", "eval"}),
 }

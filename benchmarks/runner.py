@@ -281,7 +281,7 @@ def sent_candles(contestant: str, shares: list[list[Any]], settings: Settings, t
     for share in shares:
         for start in range(0, len(share), size):
             batch = share[start : start + size]
-            if contestant == "ceiling":
+            if contestant in ("ceiling", "ceiling-checked"):
                 by_key: dict[tuple[str, str], set[bytes]] = defaultdict(set)
                 for candle in batch:
                     by_key[candle.symbol, candle.timeframe].add(ENCODE(candle))

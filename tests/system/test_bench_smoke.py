@@ -17,6 +17,7 @@ CONTESTANTS = [
     "lua",
     "lua-batch",
     "ceiling",
+    "ceiling-checked",
     "lua-publish",
     "lua-publish-10",
     "lua-async",
@@ -33,7 +34,7 @@ WORKLOADS = {
 }
 BATCHED = {
     "lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch", "lua-batch-rollup",
-    "floor",
+    "floor", "ceiling-checked",
 }  # fmt: skip
 ROW_FIELDS = {
     "contestant", "writers", "workload", "batch_size", "prefilled", "writes_per_s", "p50_us", "p99_us", "stale",
@@ -83,7 +84,7 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert len(result["round_trips"]) == 3
     for row in rows:
         assert row.keys() >= ROW_FIELDS
-        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup", "floor"}
+        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup", "floor", "ceiling-checked"}
         assert row["repeats"] == (3 if repeated else 1), row
         if repeated:
             low, high = row["spread"]["server_us_per_candle"]
@@ -122,7 +123,7 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         if row["contestant"].startswith("lua-publish"):
             assert row["subscribers"] == (10 if row["contestant"] == "lua-publish-10" else 1)
             assert row["events_lost"] == 0, row
-        if row["contestant"] == "ceiling":
+        if row["contestant"] in {"ceiling", "ceiling-checked"}:
             assert row["duplicates"] > 0, (
                 "the unversioned ceiling keeps every update: its duplicates prove the check works"
             )
@@ -131,6 +132,8 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     for workload, contestant, writers in sent:
         if contestant == "floor":  # what reached the server: the floor's calls are lua-batch's, with other scripts
             assert sent[workload, "floor", writers] == sent[workload, "lua-batch", writers]
+        if contestant == "ceiling-checked":  # the ceiling's commands, after the checks
+            assert sent[workload, "ceiling-checked", writers] == sent[workload, "ceiling", writers]
 
     targets = {t["name"]: t for t in result["targets"]}
     assert targets.keys() >= {*TARGETS, "library_correct", "publish_complete", "ticker_newer_wins"}
@@ -143,10 +146,13 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert low <= targets[name]["ratio"] <= high  # the median of the three runs' ratios
         assert result["ratios"][name]["median"] == targets[name]["ratio"]
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
-        if name in {"rollup_server_vs_lua_batch", "client_cpu_vs_ceiling"}:  # no roll-ups; lua-batch's own client
+        if name == "rollup_server_vs_lua_batch":  # the floor contestant keeps no roll-ups
             assert "floor_ratio" not in targets[name]
             continue
-        # The floor (lua-batch with benchmarks/floors/required.lua as its script) measured beside each ratio.
+        # The floor measured beside each ratio: lua-batch with benchmarks/floors/required.lua as its script,
+        # or for the client, the ceiling checking each candle first (ceiling-checked).
+        if name == "client_cpu_vs_ceiling":
+            assert "ceiling-checked" in targets[name]["measured"], targets[name]
         assert len(targets[name]["floor_ratios"]) == 3, targets[name]
         assert min(targets[name]["floor_ratios"]) <= targets[name]["floor_ratio"] <= max(targets[name]["floor_ratios"])
         assert targets[name]["floor_ratio"] > 0

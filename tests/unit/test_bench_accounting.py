@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.__main__ import client_floor
 from benchmarks.runner import server_usec
 
 # calls and usec per command name, as ``runner._commandstats`` reads them
@@ -33,3 +34,20 @@ def test_the_ceiling_counts_its_zadds() -> None:
 def test_an_unknown_contestant_is_refused() -> None:
     with pytest.raises(KeyError, match="nobody"):
         server_usec("nobody", STATS)
+
+
+def _row(contestant: str, writers: int, client_us: float) -> dict[str, object]:
+    return {"contestant": contestant, "writers": writers, "workload": "stream", "client_us_per_candle": client_us}
+
+
+def test_the_client_floor_is_taken_at_lua_batchs_worst_w() -> None:
+    rows = [
+        _row("lua-batch", 1, 3.0),
+        _row("ceiling", 1, 4.0),
+        _row("ceiling-checked", 1, 4.4),
+        _row("lua-batch", 16, 7.0),  # the worst W: 7 / 5 = 1.4
+        _row("ceiling", 16, 5.0),
+        _row("ceiling-checked", 16, 6.0),
+    ]
+    assert client_floor(rows) == pytest.approx(6.0 / 5.0)
+    assert client_floor([r for r in rows if r["contestant"] != "ceiling-checked"]) is None

@@ -106,9 +106,16 @@ def write_watch(client: redis.Redis, candles: list[UnifiedCandle], settings: Set
     return result
 
 
-def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+def candle_cache(client: redis.Redis, settings: Settings, rollups: dict[str, list[str]] | None = None) -> CandleCache:
+    """The library's cache, as each library contestant's writer builds it before its clock starts (``CACHES``)."""
+    return CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles, rollups=rollups)
+
+
+def write_lua(
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
+) -> RunResult:
     """The library, one ``add_candle_if_newer`` per update."""
-    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    cache = cache or candle_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     write = cache.add_candle_if_newer
@@ -123,11 +130,11 @@ def write_lua_batch(
     client: redis.Redis,
     candles: list[UnifiedCandle],
     settings: Settings,
+    cache: CandleCache | None = None,
     publish_close: bool = False,
-    rollups: dict[str, list[str]] | None = None,
 ) -> RunResult:
     """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
-    cache = CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles, rollups=rollups)
+    cache = cache or candle_cache(client, settings)
     return write_batches(cache, candles, settings.batch_size, publish_close)
 
 
@@ -147,9 +154,11 @@ def write_batches(
     return result
 
 
-def write_lua_publish(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+def write_lua_publish(
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
+) -> RunResult:
     """``lua-batch`` with ``publish_close=True``: every write that wins is announced inside the script."""
-    return write_lua_batch(client, candles, settings, publish_close=True)
+    return write_lua_batch(client, candles, settings, cache, publish_close=True)
 
 
 ROLLUPS = {"5m": ["15m", "1h", "4h", "1d"]}
@@ -166,9 +175,11 @@ def rollup_time(timestamp: int) -> int:
     return T0 + (timestamp - T0) * 5
 
 
-def write_lua_batch_rollup(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+def write_lua_batch_rollup(
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
+) -> RunResult:
     """``lua-batch`` with roll-ups 5m -> 15m, 1h, 4h, 1d (the runner hands it the feed as 5m candles)."""
-    return write_lua_batch(client, candles, settings, rollups=ROLLUPS)
+    return write_lua_batch(client, candles, settings, cache or candle_cache(client, settings, ROLLUPS))
 
 
 def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
@@ -231,7 +242,9 @@ def floor_cache(client: redis.Redis, **settings: Any) -> CandleCache:
     return cache
 
 
-def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
+def write_floor(
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
+) -> RunResult:
     """The floor of a versioned write, measured beside it: ``lua-batch`` with ``floors/required.lua`` as its script.
 
     The script makes the commands versioned_write.lua makes when every candle wins (the read, ZREM
@@ -239,11 +252,11 @@ def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Set
     with no decisions. It compares no sequence, so it is no contestant for correctness, only the
     floor lua-batch's ratios are held against.
     """
-    cache = floor_cache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
+    cache = cache or floor_cache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
     return write_batches(cache, candles, settings.batch_size)
 
 
-SYNC_WRITERS: dict[str, Callable[[redis.Redis, list[UnifiedCandle], Settings], RunResult]] = {
+SYNC_WRITERS: dict[str, Callable[..., RunResult]] = {
     "seed": write_seed,
     "watch": write_watch,
     "lua": write_lua,
@@ -274,9 +287,15 @@ def write_seed_ticker(client: redis.Redis, tickers: list[Ticker], settings: Sett
     return result
 
 
-def write_ticker_if_newer(client: redis.Redis, tickers: list[Ticker], settings: Settings) -> RunResult:
+def ticker_cache(client: redis.Redis, settings: Settings) -> TickerCache:
+    return TickerCache(client, ttl_seconds=settings.ttl_seconds)
+
+
+def write_ticker_if_newer(
+    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache | None = None
+) -> RunResult:
     """The library, one ``set_ticker_if_newer`` per update."""
-    cache = TickerCache(client, ttl_seconds=settings.ttl_seconds)
+    cache = cache or ticker_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     write = cache.set_ticker_if_newer
@@ -287,9 +306,11 @@ def write_ticker_if_newer(client: redis.Redis, tickers: list[Ticker], settings: 
     return result
 
 
-def write_ticker_if_newer_batch(client: redis.Redis, tickers: list[Ticker], settings: Settings) -> RunResult:
+def write_ticker_if_newer_batch(
+    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache | None = None
+) -> RunResult:
     """The library, ``set_tickers_if_newer`` over batches of ``batch_size`` updates (a symbol may recur in one)."""
-    cache = TickerCache(client, ttl_seconds=settings.ttl_seconds)
+    cache = cache or ticker_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
@@ -301,12 +322,28 @@ def write_ticker_if_newer_batch(client: redis.Redis, tickers: list[Ticker], sett
     return result
 
 
-TICKER_WRITERS: dict[str, Callable[[redis.Redis, list[Ticker], Settings], RunResult]] = {
+TICKER_WRITERS: dict[str, Callable[..., RunResult]] = {
     "seed-ticker": write_seed_ticker,
     "ticker-if-newer": write_ticker_if_newer,
     "ticker-if-newer-batch": write_ticker_if_newer_batch,
 }
 assert tuple(TICKER_WRITERS) == TICKER_CONTESTANTS
+
+CACHES: dict[str, Callable[[redis.Redis, Settings], Any]] = {
+    "lua": candle_cache,
+    "lua-batch": candle_cache,
+    "lua-publish": candle_cache,
+    "lua-publish-10": candle_cache,
+    "lua-batch-rollup": lambda client, settings: candle_cache(client, settings, ROLLUPS),
+    "floor": lambda client, settings: floor_cache(
+        client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles
+    ),
+    "ticker-if-newer": ticker_cache,
+    "ticker-if-newer-batch": ticker_cache,
+}
+"""The library object each library contestant's writer builds before the barrier, as it builds its client: the
+clock covers the writes, not the setup (the asyncio writers build theirs before ``start`` too). Its writer
+takes it as ``cache``."""
 
 
 async def write_async(

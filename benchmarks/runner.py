@@ -22,6 +22,7 @@ from livermore_cache.plans.candles import plan_write
 from .contestants import (
     ASYNC_CONTESTANTS,
     BATCHED,
+    CACHES,
     ENCODE,
     ROLLUP_CONTESTANTS,
     ROLLUP_SOURCE,
@@ -137,10 +138,13 @@ def _sync_writer(
     client = redis.Redis.from_url(url)
     client.ping()
     write = SYNC_WRITERS.get(contestant) or TICKER_WRITERS[contestant]
+    setup = CACHES.get(contestant)
+    # a library contestant's cache is built before the clock starts, as every writer's client is
+    cache = None if setup is None else setup(client, settings)
     share = own_copy(cast(list[Any], share))
     barrier.wait(timeout=120)
     cpu, started = time.process_time(), time.monotonic()
-    result = write(client, share, settings)  # type: ignore[arg-type]
+    result = write(client, share, settings) if cache is None else write(client, share, settings, cache)
     finished, cpu = time.monotonic(), time.process_time() - cpu
     queue.put(
         WriterReport(

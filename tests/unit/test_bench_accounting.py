@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.__main__ import client_floor
+from benchmarks.contestants import ASYNC_CONTESTANTS, CACHES, SCRIPTED
 from benchmarks.runner import server_usec
 
 # calls and usec per command name, as ``runner._commandstats`` reads them
@@ -51,3 +52,8 @@ def test_the_client_floor_is_taken_at_lua_batchs_worst_w() -> None:
     ]
     assert client_floor(rows) == pytest.approx(6.0 / 5.0)
     assert client_floor([r for r in rows if r["contestant"] != "ceiling-checked"]) is None
+
+
+def test_every_sync_library_writer_builds_its_cache_before_the_clock() -> None:
+    """Its writer builds the cache before the barrier, as every writer builds its client (runner._sync_writer)."""
+    assert set(CACHES) == {name for name in SCRIPTED if name not in ASYNC_CONTESTANTS} | {"floor"}

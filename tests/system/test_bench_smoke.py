@@ -188,11 +188,16 @@ def test_writer_profile_prints_every_phase(redis_url: str, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert re.search(r"^W=16: one writer's 553 candles in 6 calls, 1 writers each, ", out, re.M), out
     phases = re.findall(
-        r"^  (lua-batch|ceiling) +(build the cache|first call|a later call) +(\d+) us +(\d+) page faults$", out, re.M
+        r"^  (lua-batch|ceiling|ceiling-checked) +(build the cache|first call|a later call) +(\d+) us +(\d+) page faults$",
+        out,
+        re.M,
     )
     assert [(side, phase) for side, phase, _, _ in phases] == [
         ("lua-batch", "build the cache"), ("lua-batch", "first call"), ("lua-batch", "a later call"),
         ("ceiling", "first call"), ("ceiling", "a later call"),
+        ("ceiling-checked", "first call"), ("ceiling-checked", "a later call"),
     ]  # fmt: skip
     assert all(int(us) > 0 for _, _, us, _ in phases)
-    assert re.search(r"^ratio lua-batch / ceiling: \d+\.\d\dx the whole writer, \d+\.\d\dx the later calls$", out, re.M)
+    for other in ("ceiling", "ceiling-checked"):
+        line = rf"^ratio lua-batch / {other}: \d+\.\d\dx the whole writer, \d+\.\d\dx the later calls$"
+        assert re.search(line, out, re.M), out

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.exceptions import ResponseError
 
-from livermore_cache import candle_key
+from livermore_cache import candle_key, timeframe_ms
 from livermore_cache.plans.candles import plan_write
-from livermore_cache.rollups import RangeCall, ReadPlan, RollupRun, validate_rollups
+from livermore_cache.rollups import Period, RangeCall, ReadPlan, RollupRun, validate_rollups
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, MINUTE, SYMBOL, T0, USER
 
@@ -123,6 +125,15 @@ def test_periods_in_other_series_or_outside_do_not_hold_each_other_off() -> None
     assert all(call.high - call.low == 15 * MINUTE - 1 for call in first.calls if isinstance(call, RangeCall))
 
 
+def test_a_period_across_a_larger_ones_boundary_holds_it_off_not() -> None:
+    """1h -> 4h, 6h: the 4h period from 04:00 lies across the 6h periods' 06:00 boundary, so both are counted
+    at once (a missing 07:00 candle would not make 00:00-06:00 incomplete)."""
+    candle = unified(T0 + 5 * HOUR, 1, timeframe="1h")
+    plan = plan_write(USER, EXCHANGE, [candle], versioned=True, ttl_seconds=None, max_candles=100)
+    run = RollupRun(validate_rollups({"1h": ["4h", "6h"]}), plan, [True], ttl_seconds=None, max_candles=100)
+    assert counted(run.source_reads()) == [zcount(T0 + 4 * HOUR, 240), zcount(T0, 360)]
+
+
 def test_a_failed_count_fails_every_period_waiting_around_it() -> None:
     run = run_after([0])
     plan = run.source_reads()
@@ -133,3 +144,64 @@ def test_a_failed_count_fails_every_period_waiting_around_it() -> None:
     run.take_counts(plan, {source: error})
     assert run.source_reads() is None
     assert run.errors == {candle_key(USER, EXCHANGE, SYMBOL, tf): error for tf in ("15m", "1h", "4h")}
+
+
+MAPPINGS = [
+    CHAIN,
+    {"5m": ["15m", "30m", "2h", "6h", "1d"]},
+    {"1m": ["5m", "15m"], "5m": ["1h"]},  # the 1h periods read 5m candles: none waits on a 1m series' period
+    {"1h": ["4h", "6h", "1d"]},  # a 4h period may lie across two 6h ones: it holds neither off
+]
+DAY_OF_5M = 288
+
+
+@given(
+    mapping=st.sampled_from(MAPPINGS),
+    written=st.lists(st.integers(0, DAY_OF_5M - 1), min_size=1, max_size=12),
+    run=st.tuples(st.integers(0, DAY_OF_5M - 1), st.integers(0, DAY_OF_5M)),
+    holes=st.sets(st.integers(0, DAY_OF_5M - 1), max_size=4),
+    doubled=st.sets(st.integers(0, DAY_OF_5M - 1), max_size=8),
+)
+def test_the_counts_keep_every_complete_period_and_only_periods_that_count_enough(
+    mapping: dict[str, list[str]], written: list[int], run: tuple[int, int], holes: set[int], doubled: set[int]
+) -> None:
+    """Against a model key: the periods left for reading after every count round include each period whose
+    every source slot is stored, and only periods whose ZCOUNT reaches their factor (a duplicate member at a
+    timestamp, as a non-atomic writer leaves, counts twice, as ZCOUNT counts it)."""
+    source = min(mapping, key=timeframe_ms)
+    step = timeframe_ms(source)
+    stored = set(range(run[0], run[0] + run[1])) - holes  # a stretch of stored candles, with a few missing
+    held = stored | set(written)  # what the key holds once the written candles are stored
+    members = {T0 + slot * step: 2 if slot in doubled else 1 for slot in held}
+
+    def count(low: int, high: int) -> int:
+        return sum(n for stamp, n in members.items() if low <= stamp <= high)
+
+    candles = [unified(T0 + slot * step, 1, timeframe=source) for slot in dict.fromkeys(written)]
+    plan = plan_write(USER, EXCHANGE, candles, versioned=True, ttl_seconds=None, max_candles=1000)
+    edges = validate_rollups(mapping)
+    rollup = RollupRun(edges, plan, [True] * len(candles), ttl_seconds=None, max_candles=1000)
+    counted: list[RangeCall] = []
+    while rollup.source_members() is None:  # every count round of this round, until the reads
+        counts = rollup.source_reads()
+        if counts is None:
+            break
+        calls = [call for call in counts.calls if isinstance(call, RangeCall)]
+        counted += calls
+        counts.results([count(call.low, call.high) for call in calls])
+        rollup.take_counts(counts, {})
+    kept = {period for periods in rollup._complete.values() for period in periods}
+    due = {
+        Period(candle.symbol, edge, candle.timestamp // timeframe_ms(edge.target) * timeframe_ms(edge.target))
+        for candle in candles
+        for edge in edges
+        if edge.source == source
+    }
+    for period in due:
+        slots = range(period.boundary, period.last + 1, step)
+        if all(stamp in members for stamp in slots):
+            assert period in kept, period
+    for period in kept:
+        assert count(period.boundary, period.last) >= period.edge.factor
+    assert len(counted) == len({(call.low, call.high) for call in counted})  # no period counted twice
+    assert rollup.errors == {}

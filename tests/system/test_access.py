@@ -16,7 +16,8 @@ from tools.servers.process import ServerProcess
 
 Start = Callable[..., ServerProcess]
 
-# The README's ACL line, with the password and the one pattern this test subscribes to.
+# The candle commands this test's calls need (no roll-ups), with the password and the one pattern it
+# subscribes to; tests/system/test_acl.py runs docs/deployment.md's documented lines in full.
 ACL_RULES = (
     "reset resetchannels on >s3cret ~candles:* &channel:* &" + candle_close_pattern(USER, EXCHANGE) + " "
     "+evalsha +eval +zrange +zrangebyscore +zcard +del +zadd +zrem +expire +zremrangebyrank "

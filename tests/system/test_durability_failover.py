@@ -22,7 +22,15 @@ from livermore_cache import CandleCache, NotReplicatedError, candle_key
 from tests.support.builders import unified
 from tests.support.constants import EXCHANGE, MINUTE, T0, USER
 from tests.support.facade import Facade
-from tests.system.test_sentinel import SERVICE, Group, group, promoted, role, wait_for
+from tests.system.test_sentinel import (
+    SERVICE,
+    Group,
+    every_sentinel_names_the_replica,
+    group,
+    promoted,
+    role,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 __all__ = ["group"]  # the fixture, imported for the tests here
@@ -73,6 +81,10 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
                 wait_for(lambda: role(group.primary) == "slave", "the old primary's demotion", timeout=60)
                 marks["demoted"] = time.monotonic()
             else:
+                # The old primary comes back empty (no persistence). Only once every sentinel names the new
+                # primary: a sentinel still on the old configuration could make the new primary a replica of
+                # the empty old one, which wipes it (Redis's warning about primaries without persistence).
+                wait_for(lambda: every_sentinel_names_the_replica(group), "every sentinel's new primary", timeout=60)
                 # the new primary has no replica until the old one comes back (as its replica, told by the
                 # sentinels): with min_replicas=1 no write can be proven until then, and each raises
                 group.primary.start()

@@ -99,6 +99,19 @@ def sentinels_ready(group: Group) -> bool:
     return True
 
 
+def every_sentinel_names_the_replica(group: Group) -> bool:
+    """Each sentinel names the replica as the primary: the failover's new configuration has reached them all."""
+    for sentinel in group.sentinels:
+        try:
+            with redis.Redis.from_url(sentinel.url, socket_timeout=1) as client:
+                address = client.sentinel_get_master_addr_by_name(SERVICE)
+        except redis.RedisError:
+            return False
+        if address is None or int(address[1]) != group.replica.port:
+            return False
+    return True
+
+
 def promoted(group: Group) -> bool:
     """A sentinel names the replica as the primary, and the replica says it is one."""
     if role(group.replica) != "master":

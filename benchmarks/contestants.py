@@ -111,11 +111,8 @@ def candle_cache(client: redis.Redis, settings: Settings, rollups: dict[str, lis
     return CandleCache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles, rollups=rollups)
 
 
-def write_lua(
-    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
-) -> RunResult:
+def write_lua(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache) -> RunResult:
     """The library, one ``add_candle_if_newer`` per update."""
-    cache = cache or candle_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     write = cache.add_candle_if_newer
@@ -130,11 +127,14 @@ def write_lua_batch(
     client: redis.Redis,
     candles: list[UnifiedCandle],
     settings: Settings,
-    cache: CandleCache | None = None,
+    cache: CandleCache,
     publish_close: bool = False,
 ) -> RunResult:
-    """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates."""
-    cache = cache or candle_cache(client, settings)
+    """The library, ``add_candles_if_newer`` over batches of ``batch_size`` updates.
+
+    ``lua-batch-rollup`` is this writer too, over a cache with roll-ups 5m -> 15m, 1h, 4h, 1d
+    (``CACHES``; the runner hands it the feed as 5m candles).
+    """
     return write_batches(cache, candles, settings.batch_size, publish_close)
 
 
@@ -155,7 +155,7 @@ def write_batches(
 
 
 def write_lua_publish(
-    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
+    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache
 ) -> RunResult:
     """``lua-batch`` with ``publish_close=True``: every write that wins is announced inside the script."""
     return write_lua_batch(client, candles, settings, cache, publish_close=True)
@@ -173,13 +173,6 @@ def as_rollup_source(candle: UnifiedCandle) -> UnifiedCandle:
 
 def rollup_time(timestamp: int) -> int:
     return T0 + (timestamp - T0) * 5
-
-
-def write_lua_batch_rollup(
-    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
-) -> RunResult:
-    """``lua-batch`` with roll-ups 5m -> 15m, 1h, 4h, 1d (the runner hands it the feed as 5m candles)."""
-    return write_lua_batch(client, candles, settings, cache or candle_cache(client, settings, ROLLUPS))
 
 
 def write_ceiling(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings) -> RunResult:
@@ -242,9 +235,7 @@ def floor_cache(client: redis.Redis, **settings: Any) -> CandleCache:
     return cache
 
 
-def write_floor(
-    client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache | None = None
-) -> RunResult:
+def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Settings, cache: CandleCache) -> RunResult:
     """The floor of a versioned write, measured beside it: ``lua-batch`` with ``floors/required.lua`` as its script.
 
     The script makes the commands versioned_write.lua makes when every candle wins (the read, ZREM
@@ -252,7 +243,6 @@ def write_floor(
     with no decisions. It compares no sequence, so it is no contestant for correctness, only the
     floor lua-batch's ratios are held against.
     """
-    cache = cache or floor_cache(client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles)
     return write_batches(cache, candles, settings.batch_size)
 
 
@@ -265,7 +255,7 @@ SYNC_WRITERS: dict[str, Callable[..., RunResult]] = {
     "ceiling-checked": write_ceiling_checked,
     "lua-publish": write_lua_publish,
     "lua-publish-10": write_lua_publish,
-    "lua-batch-rollup": write_lua_batch_rollup,
+    "lua-batch-rollup": write_lua_batch,
     "floor": write_floor,
 }
 SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
@@ -292,10 +282,9 @@ def ticker_cache(client: redis.Redis, settings: Settings) -> TickerCache:
 
 
 def write_ticker_if_newer(
-    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache | None = None
+    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache
 ) -> RunResult:
     """The library, one ``set_ticker_if_newer`` per update."""
-    cache = cache or ticker_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     write = cache.set_ticker_if_newer
@@ -307,10 +296,9 @@ def write_ticker_if_newer(
 
 
 def write_ticker_if_newer_batch(
-    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache | None = None
+    client: redis.Redis, tickers: list[Ticker], settings: Settings, cache: TickerCache
 ) -> RunResult:
     """The library, ``set_tickers_if_newer`` over batches of ``batch_size`` updates (a symbol may recur in one)."""
-    cache = cache or ticker_cache(client, settings)
     result = RunResult()
     clock = time.perf_counter_ns
     size = settings.batch_size
@@ -343,7 +331,7 @@ CACHES: dict[str, Callable[[redis.Redis, Settings], Any]] = {
 }
 """The library object each library contestant's writer builds before the barrier, as it builds its client: the
 clock covers the writes, not the setup (the asyncio writers build theirs before ``start`` too). Its writer
-takes it as ``cache``."""
+takes it as ``cache``, which it needs."""
 
 
 async def write_async(
@@ -395,6 +383,8 @@ ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup"})
 """Contestants that write the feed as 5m candles (``as_rollup_source``), with roll-ups."""
 UNVERSIONED = frozenset({"ceiling", "floor", "ceiling-checked"})
 """Contestants that keep every update by design: their stale count measures nothing."""
+SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
+"""What the library's contestants' server time sums: the script calls, which hold the commands they ran."""
 SERVER_COMMANDS = {
     # What each contestant's server time sums, from INFO commandstats. A script's or an EXEC's usec
     # already holds the commands it ran, which commandstats also counts under their own names.
@@ -404,12 +394,10 @@ SERVER_COMMANDS = {
     "ceiling-checked": frozenset({"zadd"}),
     "seed-ticker": frozenset({"setex"}),
     "floor": frozenset({"evalsha", "eval"}),
+    # The roll-ups' source reads are plain commands, ZCOUNTs and ZREVRANGEBYSCOREs (rollups.RangeCall), which
+    # no script of the library calls; its feed is sequenced, so rollup_sources.lua (a ZCOUNT inside a script)
+    # never runs in it, and nothing is counted twice.
+    "lua-batch-rollup": SCRIPT_COMMANDS | {"zcount", "zrevrangebyscore"},
 }
-SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
-"""What the library's contestants' server time sums: the script calls, which hold the commands they ran."""
-SERVER_COMMANDS["lua-batch-rollup"] = SCRIPT_COMMANDS | {"zcount", "zrevrangebyscore"}
-"""The roll-ups' source reads are plain commands: ``ZCOUNT``s and ``ZREVRANGEBYSCORE``s (rollups.RangeCall),
-which no script of the library calls; its feed is sequenced, so rollup_sources.lua (a ZCOUNT inside
-a script) never runs in it, and nothing is counted twice."""
 SCRIPTED = frozenset(name for name in CONTESTANTS if name.startswith("lua") or name.startswith("ticker-if-newer"))
 """The library's contestants: every write is a script call."""

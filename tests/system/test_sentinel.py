@@ -99,29 +99,26 @@ def sentinels_ready(group: Group) -> bool:
     return True
 
 
+def named_primary_port(sentinel: SentinelProcess) -> int | None:
+    """The port the sentinel names as the service's primary (None: it names none)."""
+    with redis.Redis.from_url(sentinel.url, socket_timeout=1) as client:
+        address = client.sentinel_get_master_addr_by_name(SERVICE)
+    return None if address is None else int(address[1])
+
+
 def every_sentinel_names_the_replica(group: Group) -> bool:
     """Each sentinel names the replica as the primary: the failover's new configuration has reached them all."""
-    for sentinel in group.sentinels:
-        try:
-            with redis.Redis.from_url(sentinel.url, socket_timeout=1) as client:
-                address = client.sentinel_get_master_addr_by_name(SERVICE)
-        except redis.RedisError:
-            return False
-        if address is None or int(address[1]) != group.replica.port:
-            return False
-    return True
+    try:
+        return all(named_primary_port(sentinel) == group.replica.port for sentinel in group.sentinels)
+    except redis.RedisError:
+        return False
 
 
 def promoted(group: Group) -> bool:
     """A sentinel names the replica as the primary, and the replica says it is one."""
     if role(group.replica) != "master":
         return False
-    for sentinel in group.sentinels:
-        with redis.Redis.from_url(sentinel.url, socket_timeout=1) as client:
-            address = client.sentinel_get_master_addr_by_name(SERVICE)
-        if address is not None and int(address[1]) == group.replica.port:
-            return True
-    return False
+    return any(named_primary_port(sentinel) == group.replica.port for sentinel in group.sentinels)
 
 
 @pytest.fixture

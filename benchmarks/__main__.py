@@ -73,7 +73,7 @@ TARGETS = {
     "rollup_server_vs_lua_batch": 2.0,
 }
 FLOORS = {"throughput_vs_ceiling", "throughput_vs_ceiling_w16"}
-REPEATED = frozenset({"lua-batch", "ceiling", "lua-batch-rollup", "floor", "ceiling-checked"})
+REPEATED = frozenset({"lua-batch", "ceiling", "lua-batch-rollup", "floor", "floor-rollup", "ceiling-checked"})
 """The contestants whose rows enter a ratio target: run ``--repeats`` times, interleaved with the rest."""
 MANY_WRITERS = 16
 """The W of server_vs_ceiling_w16 and throughput_vs_ceiling_w16 in quick and full mode: they take the most
@@ -114,8 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats",
         type=int,
-        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, lua-batch-rollup, floor) and "
-        "of the round trips, interleaved; each ratio is taken within a repeat and reported as the median (default: 3)",
+        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, ceiling-checked, lua-batch-rollup, "
+        "floor, floor-rollup) and of the round trips, interleaved; each ratio is taken within a repeat and reported as the median (default: 3)",
     )
     parser.add_argument("--seed", type=int, help="feed seed (default: random, printed so a run can be repeated)")
     parser.add_argument("--symbols", type=int, help="series in the feed (default: by mode)")
@@ -163,14 +163,17 @@ def _target(name: str, text: str, ratio: float | None, measured: str) -> dict[st
     return {"name": name, "target": text, "measured": shown, "ratio": ratio, "limit": limit, "floor": floor, "met": met}
 
 
-def rollup_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def rollup_ratios(
+    rows: list[dict[str, Any]], contestant: str = "lua-batch-rollup", base_contestant: str = "lua-batch"
+) -> dict[str, Any]:
     """lua-batch-rollup's server and client time per source candle over lua-batch's, in the stream, from one run.
 
     ``rollup_server_ratio`` and ``rollup_client_ratio`` at the fewest writers both ran (W=1
-    by default), ``rollup_ratios`` at each W; {} when either contestant did not run.
+    by default), ``rollup_ratios`` at each W; {} when either contestant did not run. With
+    ``floor-rollup`` over ``floor``: the roll-up target's floor (``rollup_floor``).
     """
-    mine = {r["writers"]: r for r in rows if r["contestant"] == "lua-batch-rollup" and r["workload"] == "stream"}
-    base = {r["writers"]: r for r in rows if r["contestant"] == "lua-batch" and r["workload"] == "stream"}
+    mine = {r["writers"]: r for r in rows if r["contestant"] == contestant and r["workload"] == "stream"}
+    base = {r["writers"]: r for r in rows if r["contestant"] == base_contestant and r["workload"] == "stream"}
     common = [w for w in sorted(set(mine) & set(base)) if base[w]["server_us_per_candle"] > 0]
     if not common:
         return {}
@@ -234,8 +237,27 @@ def client_floor(rows: list[dict[str, Any]]) -> float | None:
     return float(checked[worst]["client_us_per_candle"] / ceiling[worst]["client_us_per_candle"])
 
 
+def rollup_floor(rows: list[dict[str, Any]]) -> float | None:
+    """``rollup_server_vs_lua_batch``'s floor: floor-rollup's server time per source candle over the floor's, at
+    the W of lua-batch-rollup's ratio, or None without those rows.
+
+    floor-rollup is the floor (``benchmarks/floors/required.lua`` in versioned_write.lua's place, for the
+    source writes and for the roll-up target writes, one script call per target key as on a Cluster) with
+    ``lua-batch-rollup``'s roll-ups and the library's own roll-up reads: the same reads and target writes,
+    each target write reduced to the commands the rules cannot do without.
+    """
+    mine, floors = rollup_ratios(rows), rollup_ratios(rows, "floor-rollup", "floor")
+    if not mine or not floors:
+        return None
+    at = floors["rollup_ratios"].get(mine["rollup_writers"])
+    return float(at["server"]) if at else None
+
+
 FLOOR_TEXT = {
     "client_cpu_vs_ceiling": "floor (the ceiling with the library's checks of each candle, ceiling-checked)",
+    "rollup_server_vs_lua_batch": (
+        "floor (floor-rollup over floor: required.lua for the source and the target writes, the library's reads)"
+    ),
 }
 """How a target's floor is described, where it is not the ``floor`` contestant's."""
 
@@ -360,6 +382,9 @@ def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
     checked = client_floor(rows)
     if checked is not None:
         floors["client_cpu_vs_ceiling"] = checked
+    rolled = rollup_floor(rows)
+    if rolled is not None:
+        floors["rollup_server_vs_lua_batch"] = rolled
     for target in targets:
         if target["name"] in floors:
             target["floor_ratio"] = floors[target["name"]]

@@ -223,14 +223,17 @@ FLOOR_SCRIPT = (Path(__file__).parent / "floors" / "required.lua").read_text()
 """The commands a versioned write needs at the least, with no decisions (``benchmarks/floors/required.lua``)."""
 
 
-def floor_cache(client: redis.Redis, **settings: Any) -> CandleCache:
+def floor_cache(
+    client: redis.Redis, settings: Settings | None = None, rollups: dict[str, list[str]] | None = None
+) -> CandleCache:
     """A ``CandleCache`` that sends ``floors/required.lua`` where it would send versioned_write.lua.
 
     Everything on the client is the library's own (the checks, the dedupe, the ARGV, the
     transport, the reply read into ``WriteResults``); only the script differs. The benchmark
-    reaches into the cache's script registry for this, which no user code should do.
+    reaches into the cache's script registry for this, which no user code should do. Without
+    ``settings``, the library's defaults (the round trips' floor); ``rollups`` as ``candle_cache``'s.
     """
-    cache = CandleCache(client, **settings)
+    cache = candle_cache(client, settings, rollups) if settings is not None else CandleCache(client)
     cache._scripts.versioned_write = client.register_script(FLOOR_SCRIPT)
     return cache
 
@@ -242,6 +245,13 @@ def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Set
     of what it read, ZADD, EXPIRE, the trim and the post-trim read) and replies one 1 per candle,
     with no decisions. It compares no sequence, so it is no contestant for correctness, only the
     floor lua-batch's ratios are held against.
+
+    ``floor-rollup`` is this writer too, over a floor cache with ``lua-batch-rollup``'s roll-ups: the
+    source writes and the roll-up target writes both go to ``floors/required.lua``, and the roll-up
+    reads are the library's own. Which periods a batch makes due depends on the candles sent, never
+    on the script's replies, so it makes the same roll-up reads and target writes as
+    ``lua-batch-rollup`` (the smoke test checks the counts at W=1). Its server time over the
+    floor's is the floor of ``rollup_server_vs_lua_batch``.
     """
     return write_batches(cache, candles, settings.batch_size)
 
@@ -257,6 +267,7 @@ SYNC_WRITERS: dict[str, Callable[..., RunResult]] = {
     "lua-publish-10": write_lua_publish,
     "lua-batch-rollup": write_lua_batch,
     "floor": write_floor,
+    "floor-rollup": write_floor,
 }
 SUBSCRIBERS = {"lua-publish": 1, "lua-publish-10": 10}
 
@@ -323,9 +334,8 @@ CACHES: dict[str, Callable[[redis.Redis, Settings], Any]] = {
     "lua-publish": candle_cache,
     "lua-publish-10": candle_cache,
     "lua-batch-rollup": lambda client, settings: candle_cache(client, settings, ROLLUPS),
-    "floor": lambda client, settings: floor_cache(
-        client, ttl_seconds=settings.ttl_seconds, max_candles=settings.max_candles
-    ),
+    "floor": floor_cache,
+    "floor-rollup": lambda client, settings: floor_cache(client, settings, ROLLUPS),
     "ticker-if-newer": ticker_cache,
     "ticker-if-newer-batch": ticker_cache,
 }
@@ -375,13 +385,14 @@ BATCHED = frozenset(
         "ticker-if-newer-batch",
         "lua-batch-rollup",
         "floor",
+        "floor-rollup",
         "ceiling-checked",
     }
 )
 """Contestants that send ``batch_size`` updates per call; the others send one."""
-ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup"})
+ROLLUP_CONTESTANTS = frozenset({"lua-batch-rollup", "floor-rollup"})
 """Contestants that write the feed as 5m candles (``as_rollup_source``), with roll-ups."""
-UNVERSIONED = frozenset({"ceiling", "floor", "ceiling-checked"})
+UNVERSIONED = frozenset({"ceiling", "floor", "floor-rollup", "ceiling-checked"})
 """Contestants that keep every update by design: their stale count measures nothing."""
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
 """What the library's contestants' server time sums: the script calls, which hold the commands they ran."""
@@ -398,6 +409,7 @@ SERVER_COMMANDS = {
     # no script of the library calls; its feed is sequenced, so rollup_sources.lua (a ZCOUNT inside a script)
     # never runs in it, and nothing is counted twice.
     "lua-batch-rollup": SCRIPT_COMMANDS | {"zcount", "zrevrangebyscore"},
+    "floor-rollup": SCRIPT_COMMANDS | {"zcount", "zrevrangebyscore"},
 }
 SCRIPTED = frozenset(name for name in CONTESTANTS if name.startswith("lua") or name.startswith("ticker-if-newer"))
 """The library's contestants: every write is a script call."""

@@ -9,7 +9,7 @@ import time
 import traceback
 from array import array
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.synchronize import Barrier
 from typing import Any, cast
 
@@ -68,6 +68,9 @@ class Row:
     """Updates that reached the server: the library's client drops, per batch, candles that cannot win
     (and the ceiling's ZADD, repeated members); ``candles`` counts every update in."""
     server_us_per_sent_candle: float = 0.0
+    server_calls: dict[str, int] = field(default_factory=dict)
+    """Calls of each command the server time sums (``server_usec``), from INFO commandstats: what the
+    contestant made the server do (a script call that met NOSCRIPT counts twice, with its EVAL)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +198,14 @@ def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
     return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
 
 
+def counted_commands(contestant: str) -> frozenset[str]:
+    """The commands whose INFO commandstats time is the contestant's server time."""
+    counted = SERVER_COMMANDS.get(contestant) or (SCRIPT_COMMANDS if contestant in SCRIPTED else frozenset())
+    if not counted:
+        raise KeyError(f"no server commands known for contestant {contestant!r}")
+    return counted
+
+
 def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
     """The contestant's own commands' time on the server: its scripts (and a roll-up's plain reads), or the
     commands it sent itself.
@@ -202,9 +213,7 @@ def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
     A script's (or an EXEC's) usec includes the commands it ran inside, which commandstats
     also counts under their own names: summing both would count them twice.
     """
-    counted = SERVER_COMMANDS.get(contestant) or (SCRIPT_COMMANDS if contestant in SCRIPTED else frozenset())
-    if not counted:
-        raise KeyError(f"no server commands known for contestant {contestant!r}")
+    counted = counted_commands(contestant)
     return sum(usec for name, (_, usec) in stats.items() if name in counted)
 
 
@@ -371,7 +380,9 @@ def run(
         if process.exitcode != 0:
             raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
     server_cpu = _server_cpu_s(client) - cpu_before
-    usec = server_usec(contestant, _commandstats(client))
+    stats = _commandstats(client)
+    usec = server_usec(contestant, stats)
+    counted = counted_commands(contestant)
     if usec == 0 and contestant in SCRIPTED:
         raise RuntimeError(f"{contestant}: no script call in INFO commandstats (the library calls its script how?)")
 
@@ -414,6 +425,7 @@ def run(
         events_lost=events_lost,
         sent_candles=sent,
         server_us_per_sent_candle=usec / sent if sent else 0.0,
+        server_calls={name: calls for name, (calls, _) in sorted(stats.items()) if name in counted},
     )
 
 

@@ -24,6 +24,7 @@ CONTESTANTS = [
     "lua-batch-async",
     "lua-batch-rollup",
     "floor",
+    "floor-rollup",
 ]
 TICKER_CONTESTANTS = ["seed-ticker", "ticker-if-newer", "ticker-if-newer-batch"]
 WORKLOADS = {
@@ -34,7 +35,7 @@ WORKLOADS = {
 }
 BATCHED = {
     "lua-batch", "ceiling", "lua-publish", "lua-publish-10", "lua-batch-async", "ticker-if-newer-batch", "lua-batch-rollup",
-    "floor", "ceiling-checked",
+    "floor", "floor-rollup", "ceiling-checked",
 }  # fmt: skip
 ROW_FIELDS = {
     "contestant", "writers", "workload", "batch_size", "prefilled", "writes_per_s", "p50_us", "p99_us", "stale",
@@ -84,14 +85,16 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
     assert len(result["round_trips"]) == 3
     for row in rows:
         assert row.keys() >= ROW_FIELDS
-        repeated = row["contestant"] in {"lua-batch", "ceiling", "lua-batch-rollup", "floor", "ceiling-checked"}
+        repeated = row["contestant"] in {
+            "lua-batch", "ceiling", "lua-batch-rollup", "floor", "floor-rollup", "ceiling-checked",
+        }  # fmt: skip
         assert row["repeats"] == (3 if repeated else 1), row
         if repeated:
             low, high = row["spread"]["server_us_per_candle"]
             assert low <= row["server_us_per_candle"] <= high, row
         # what reached the server: every update but those the client dropped (lua-batch: per batch, can't win)
         assert 0 < row["sent_candles"] <= row["candles"], row
-        if row["contestant"] in {"lua-batch", "floor"}:  # the floor is lua-batch's client: the same sent
+        if row["contestant"] in {"lua-batch", "floor", "lua-batch-rollup", "floor-rollup"}:  # lua-batch's client
             assert row["sent_candles"] < row["candles"], row
             assert row["server_us_per_sent_candle"] >= row["server_us_per_candle"] > 0, row
         if row["workload"] == "ticker":
@@ -134,6 +137,17 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
             assert sent[workload, "floor", writers] == sent[workload, "lua-batch", writers]
         if contestant == "ceiling-checked":  # the ceiling's commands, after the checks
             assert sent[workload, "ceiling-checked", writers] == sent[workload, "ceiling", writers]
+        if contestant == "floor-rollup":
+            assert sent[workload, "floor-rollup", writers] == sent[workload, "lua-batch-rollup", writers]
+    # The roll-up floor does the roll-up's own work: at W=1 the same ZCOUNTs and range reads, and as many
+    # script calls (source and target writes) but for a NOSCRIPT met on a script's first call (EVALSHA, then EVAL).
+    calls = {r["contestant"]: r["server_calls"] for r in rows if r["workload"] == "stream" and r["writers"] == 1}
+    rolled, floored = calls["lua-batch-rollup"], calls["floor-rollup"]
+    assert rolled["zcount"] == floored["zcount"] > 0, (rolled, floored)
+    assert rolled["zrevrangebyscore"] == floored["zrevrangebyscore"] > 0, (rolled, floored)
+    scripts = {name: c.get("evalsha", 0) + c.get("eval", 0) for name, c in (("rolled", rolled), ("floored", floored))}
+    assert abs(scripts["rolled"] - scripts["floored"]) <= 1, (rolled, floored)  # each sends one script
+    assert scripts["floored"] > calls["floor"].get("evalsha", 0) + calls["floor"].get("eval", 0)  # its target writes
 
     targets = {t["name"]: t for t in result["targets"]}
     assert targets.keys() >= {*TARGETS, "library_correct", "publish_complete", "ticker_newer_wins"}
@@ -146,13 +160,13 @@ def test_benchmark_smoke(tmp_path: Path, redis_url: str, capsys: pytest.CaptureF
         assert low <= targets[name]["ratio"] <= high  # the median of the three runs' ratios
         assert result["ratios"][name]["median"] == targets[name]["ratio"]
         assert f"[{'met' if targets[name]['met'] else 'MISSED'}] {targets[name]['target']}: " in out
-        if name == "rollup_server_vs_lua_batch":  # the floor contestant keeps no roll-ups
-            assert "floor_ratio" not in targets[name]
-            continue
         # The floor measured beside each ratio: lua-batch with benchmarks/floors/required.lua as its script,
-        # or for the client, the ceiling checking each candle first (ceiling-checked).
+        # for the client, the ceiling checking each candle first (ceiling-checked), and for the roll-ups,
+        # floor-rollup over the floor.
         if name == "client_cpu_vs_ceiling":
             assert "ceiling-checked" in targets[name]["measured"], targets[name]
+        if name == "rollup_server_vs_lua_batch":
+            assert "floor-rollup over floor" in targets[name]["measured"], targets[name]
         assert len(targets[name]["floor_ratios"]) == 3, targets[name]
         assert min(targets[name]["floor_ratios"]) <= targets[name]["floor_ratio"] <= max(targets[name]["floor_ratios"])
         assert targets[name]["floor_ratio"] > 0

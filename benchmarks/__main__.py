@@ -238,25 +238,39 @@ def client_floor(rows: list[dict[str, Any]]) -> float | None:
 
 
 def rollup_floor(rows: list[dict[str, Any]]) -> float | None:
-    """``rollup_server_vs_lua_batch``'s floor: floor-rollup's server time per source candle over the floor's, at
-    the W of lua-batch-rollup's ratio, or None without those rows.
+    """``rollup_server_vs_lua_batch``'s floor, at the W of lua-batch-rollup's ratio, or None without its rows:
+    lua-batch's server time per source candle plus what the roll-ups add at their floor, over lua-batch's.
 
-    floor-rollup is the floor (``benchmarks/floors/required.lua`` in versioned_write.lua's place, for the
-    source writes and for the roll-up target writes, one script call per target key as on a Cluster) with
-    ``lua-batch-rollup``'s roll-ups and the library's own roll-up reads: the same reads and target writes,
-    each target write reduced to the commands the rules cannot do without.
+    What the roll-ups add at their floor is floor-rollup's time over the floor's: the floor
+    (``benchmarks/floors/required.lua`` in versioned_write.lua's place) with lua-batch-rollup's
+    roll-ups, so the same roll-up reads (the library's own) and the same target writes, one script
+    call per target key as a Cluster needs, each reduced to the commands the rules cannot do
+    without. The source writes stay lua-batch's: the target is the roll-ups' cost against the
+    library's own writes, and a cheaper source write only raises that ratio (floor-rollup over the
+    floor is higher than this floor, and no bound on the library's ratio).
     """
-    mine, floors = rollup_ratios(rows), rollup_ratios(rows, "floor-rollup", "floor")
-    if not mine or not floors:
+
+    def by(name: str) -> dict[int, float]:
+        return {
+            r["writers"]: float(r["server_us_per_candle"])
+            for r in rows
+            if r["contestant"] == name and r["workload"] == "stream"
+        }
+
+    mine = rollup_ratios(rows)
+    base, floor, rolled = by("lua-batch"), by("floor"), by("floor-rollup")
+    if not mine:
         return None
-    at = floors["rollup_ratios"].get(mine["rollup_writers"])
-    return float(at["server"]) if at else None
+    w = mine["rollup_writers"]
+    if w not in floor or w not in rolled:
+        return None
+    return (base[w] + rolled[w] - floor[w]) / base[w]
 
 
 FLOOR_TEXT = {
     "client_cpu_vs_ceiling": "floor (the ceiling with the library's checks of each candle, ceiling-checked)",
     "rollup_server_vs_lua_batch": (
-        "floor (floor-rollup over floor: required.lua for the source and the target writes, the library's reads)"
+        "floor (lua-batch plus floor-rollup's roll-up cost over the floor's: required.lua for the target writes)"
     ),
 }
 """How a target's floor is described, where it is not the ``floor`` contestant's."""

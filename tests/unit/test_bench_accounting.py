@@ -72,18 +72,19 @@ def _server_row(contestant: str, writers: int, server_us: float) -> dict[str, ob
     }  # fmt: skip
 
 
-def test_the_rollup_floor_is_floor_rollup_over_the_floor_at_the_rollup_ratios_w() -> None:
+def test_the_rollup_floor_adds_the_floors_rollup_cost_to_lua_batch_at_the_rollup_ratios_w() -> None:
     rows = [
         _server_row("lua-batch", 1, 4.0),
         _server_row("lua-batch-rollup", 1, 9.0),
         _server_row("floor", 1, 3.0),
-        _server_row("floor-rollup", 1, 6.6),  # 2.2
+        _server_row("floor-rollup", 1, 6.6),  # the roll-ups add 3.6 at their floor: (4.0 + 3.6) / 4.0
         _server_row("lua-batch", 4, 5.0),
         _server_row("lua-batch-rollup", 4, 11.0),
         _server_row("floor", 4, 4.0),
-        _server_row("floor-rollup", 4, 10.0),  # 2.5: another W, not the ratio's
+        _server_row("floor-rollup", 4, 10.0),  # another W, not the ratio's
     ]
-    assert rollup_floor(rows) == pytest.approx(2.2)
+    assert rollup_floor(rows) == pytest.approx(1.9)
     assert rollup_floor([r for r in rows if r["contestant"] != "floor-rollup"]) is None
-    # the roll-up ratio is taken at the fewest W both ran: W=4 here, and so is its floor
-    assert rollup_floor([r for r in rows if r["writers"] == 4]) == pytest.approx(2.5)
+    assert rollup_floor([r for r in rows if r["contestant"] != "lua-batch-rollup"]) is None
+    # the roll-up ratio is taken at the fewest W both ran: W=4 here, and so is its floor, (5 + 6) / 5
+    assert rollup_floor([r for r in rows if r["writers"] == 4]) == pytest.approx(2.2)

@@ -1,0 +1,198 @@
+"""``python -m benchmarks.rollup_profile``: the roll-up ratio and its floor, in server instructions (exact).
+
+``make bench``'s roll-up target (``rollup_server_vs_lua_batch``) is ``lua-batch-rollup``'s
+server time per source candle over ``lua-batch``'s, and its floor is ``floor-rollup``'s over
+the ``floor``'s (``floors/required.lua`` in versioned_write.lua's place, for the source and
+the roll-up target writes, with the library's own roll-up reads). Those runs last half a
+second each, and commandstats counts the time a command was descheduled too, so the ratio
+moves by up to 0.5x between repeats. This writes the same four contestants' feeds at W=1
+(the quick feed, batches of 100, one library client, as ``make bench``'s W=1 writer does),
+each into its own private ``redis-server`` run under ``valgrind --tool=callgrind`` that
+collects only inside the commands ``make bench`` counts (EVALSHA, EVAL, ZCOUNT,
+ZREVRANGEBYSCORE): the commands' own work and replies, not the dispatch and I/O every call
+shares. The counts repeat to within a fraction of a percent (each server's hash seed is its own),
+whatever else the machine runs.
+
+It prints, per contestant, the instructions per source candle and the calls of each counted
+command, then the ratio and its floor as ``make bench`` takes them (``rollup_floor``:
+lua-batch plus floor-rollup's roll-up cost over the floor's), and floor-rollup over the floor.
+The floor is a floor only while ``floor-rollup`` does ``lua-batch-rollup``'s roll-up work: the
+same ZCOUNTs and range reads, and as many script calls (a run where they differ fails).
+
+``--time``: the same writes on one private server without valgrind, each contestant's
+commandstats ``usec`` (what ``make bench`` measures, with its noise); ``--redis-url`` names a
+server for it (FLUSHED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import redis
+
+from livermore_cache import UnifiedCandle
+
+from .__main__ import rollup_floor, server
+from .contestants import CACHES, ROLLUP_CONTESTANTS, Settings, as_rollup_source, write_batches
+from .runner import counted_commands
+from .workload import MAX_CANDLES, FeedShape, make_feed
+
+CONTESTANTS = ("lua-batch", "lua-batch-rollup", "floor", "floor-rollup")
+COLLECTED = ("evalShaCommand", "evalCommand", "zcountCommand", "zrevrangebyscoreCommand")
+"""The server functions callgrind collects inside: the commands ``make bench`` counts for these contestants."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _callgrind_server() -> Iterator[tuple[redis.Redis, dict[str, int]]]:
+    """A private redis-server under callgrind; yields its client and a dict that gets its ``instructions`` once
+    the block is over and the server stopped."""
+    binary = shutil.which("redis-server")
+    if binary is None or shutil.which("valgrind") is None:
+        raise SystemExit("rollup_profile needs redis-server and valgrind on PATH (or --time)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        toggles = [f"--toggle-collect={name}" for name in COLLECTED]
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--collect-atstart=no", *toggles, f"--callgrind-out-file={out}",
+             binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=port)
+        counted: dict[str, int] = {}
+        try:
+            for _ in range(600):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.1)
+            yield client, counted
+            with suppress(redis.ConnectionError):  # SHUTDOWN closes the connection
+                client.shutdown(nosave=True)
+            process.wait(timeout=300)
+            match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
+            if match is None:
+                raise RuntimeError("callgrind wrote no totals")
+            counted["instructions"] = int(match.group(1))
+        finally:
+            client.close()
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
+
+
+def _write(client: redis.Redis, contestant: str, feed: list[UnifiedCandle], settings: Settings) -> int:
+    """The contestant's W=1 writer over ``feed``; the source candles written (its denominator)."""
+    cache = CACHES[contestant](client, settings)
+    if contestant in ROLLUP_CONTESTANTS:
+        feed = [as_rollup_source(candle) for candle in feed]
+    write_batches(cache, feed, settings.batch_size)
+    return len(feed)
+
+
+def _calls(client: redis.Redis, contestant: str) -> dict[str, int]:
+    counted = counted_commands(contestant)
+    stats = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(v["calls"])
+        for name, v in sorted(stats.items())
+        if name.removeprefix("cmdstat_") in counted
+    }
+
+
+def profile(
+    feed: list[UnifiedCandle], settings: Settings, url: str | None = None
+) -> dict[str, dict[str, float | dict[str, int]]]:
+    """Per contestant: ``cost`` per source candle (instructions, or with ``url`` commandstats usec) and ``calls``."""
+    found: dict[str, dict[str, float | dict[str, int]]] = {}
+    for contestant in CONTESTANTS:
+        if url is not None:
+            client = redis.Redis.from_url(url)
+            client.flushall()
+            client.script_flush()  # every contestant meets NOSCRIPT once, as on its own server
+            client.config_resetstat()
+            candles = _write(client, contestant, feed, settings)
+            calls = _calls(client, contestant)
+            stats = client.info("commandstats")
+            cost = sum(int(v["usec"]) for k, v in stats.items() if k.removeprefix("cmdstat_") in calls)
+            client.flushall()
+            client.close()
+        else:
+            with _callgrind_server() as (client, counted):
+                candles = _write(client, contestant, feed, settings)
+                calls = _calls(client, contestant)
+            cost = counted["instructions"]
+        found[contestant] = {"cost": cost / candles, "calls": calls}
+    rolled, floored = found["lua-batch-rollup"]["calls"], found["floor-rollup"]["calls"]
+    assert isinstance(rolled, dict)
+    assert isinstance(floored, dict)
+    if any(rolled.get(name, 0) != floored.get(name, 0) for name in ("zcount", "zrevrangebyscore", "evalsha", "eval")):
+        raise RuntimeError(f"floor-rollup did other roll-up work than lua-batch-rollup: {floored} against {rolled}")
+    return found
+
+
+def ratios(found: dict[str, dict[str, float | dict[str, int]]]) -> dict[str, float]:
+    """The roll-up ratio, its floor (as ``rollup_floor`` takes it) and floor-rollup over the floor."""
+    cost = {name: float(measured["cost"]) for name, measured in found.items()}  # type: ignore[arg-type]
+    rows = [
+        {"contestant": name, "writers": 1, "workload": "stream", "server_us_per_candle": value,
+         "client_us_per_candle": 1.0}
+        for name, value in cost.items()
+    ]  # fmt: skip
+    floor = rollup_floor(rows)
+    assert floor is not None
+    return {
+        "lua-batch-rollup / lua-batch": cost["lua-batch-rollup"] / cost["lua-batch"],
+        "floor (lua-batch + floor-rollup - floor) / lua-batch": floor,
+        "floor-rollup / floor": cost["floor-rollup"] / cost["floor"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rollup_profile", description=__doc__)
+    parser.add_argument("--seed", type=int, default=1, help="feed seed (default 1)")
+    parser.add_argument("--symbols", type=int, default=8)
+    parser.add_argument("--timestamps", type=int, default=250)
+    parser.add_argument("--updates", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--time", action="store_true", help="commandstats usec on one server, no valgrind")
+    parser.add_argument("--redis-url", help="with --time: an existing server (it is FLUSHED)")
+    args = parser.parse_args(argv)
+    shape = FeedShape(symbols=args.symbols, timestamps=args.timestamps, updates_per_timestamp=args.updates)
+    feed = make_feed(shape, args.seed)
+    settings = Settings(ttl_seconds=86400, max_candles=max(shape.timestamps, MAX_CANDLES), batch_size=args.batch_size)
+    unit = "us (commandstats)" if args.time else "instructions (callgrind)"
+    print(f"roll-ups at W=1: {len(feed)} updates, seed {args.seed}, batch {args.batch_size}; server {unit}")
+    if args.time:
+        with server(args.redis_url) as (url, where):
+            print(f"  server: {where}")
+            found = profile(feed, settings, url)
+    else:
+        found = profile(feed, settings)
+    for contestant, measured in found.items():
+        calls = ", ".join(f"{name} {count}" for name, count in measured["calls"].items())  # type: ignore[union-attr]
+        print(f"  {contestant:17s} {measured['cost']:12,.2f} per source candle; calls: {calls}")
+    for name, ratio in ratios(found).items():
+        print(f"  {name}: {ratio:.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ the roll-up target writes, with the library's own roll-up reads). Those runs las
 second each, and commandstats counts the time a command was descheduled too, so the ratio
 moves by up to 0.5x between repeats. This writes the same four contestants' feeds at W=1
 (the quick feed, batches of 100, one library client, as ``make bench``'s W=1 writer does),
-each into its own private ``redis-server`` run under ``valgrind --tool=callgrind`` that
+each into its own private server (``redis-server`` on PATH, else the pip-shipped one) run under ``valgrind --tool=callgrind`` that
 collects only inside the commands ``make bench`` counts (EVALSHA, EVAL, ZCOUNT,
 ZREVRANGEBYSCORE): the commands' own work and replies, not the dispatch and I/O every call
 shares. The counts repeat to within a fraction of a percent (each server's hash seed is its own),
@@ -41,6 +41,7 @@ from pathlib import Path
 import redis
 
 from livermore_cache import UnifiedCandle
+from tools.servers.discovery import private_server_binary
 
 from .__main__ import rollup_floor, server
 from .contestants import CACHES, ROLLUP_CONTESTANTS, Settings, as_rollup_source, write_batches
@@ -62,9 +63,9 @@ def _free_port() -> int:
 def _callgrind_server() -> Iterator[tuple[redis.Redis, dict[str, int]]]:
     """A private redis-server under callgrind; yields its client and a dict that gets its ``instructions`` once
     the block is over and the server stopped."""
-    binary = shutil.which("redis-server")
+    binary = private_server_binary()
     if binary is None or shutil.which("valgrind") is None:
-        raise SystemExit("rollup_profile needs redis-server and valgrind on PATH (or --time)")
+        raise SystemExit("rollup_profile needs valgrind on PATH and a server binary (or --time)")
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.__main__ import TARGETS, main
 from benchmarks.workload import FeedShape, make_ticker_feed, newest_tickers
+from tools.servers.discovery import private_server_binary
 
 CONTESTANTS = [
     "seed",
@@ -256,8 +257,8 @@ def test_rollup_profile_times_the_four_writers(redis_url: str, capsys: pytest.Ca
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    shutil.which("valgrind") is None or shutil.which("redis-server") is None,
-    reason="counting instructions needs valgrind and a redis-server binary on PATH",
+    shutil.which("valgrind") is None or private_server_binary() is None,
+    reason="counting instructions needs valgrind on PATH and a server binary (on PATH or pip-shipped)",
 )
 def test_rollup_profile_counts_instructions(capsys: pytest.CaptureFixture[str]) -> None:
     """Under callgrind two runs of the same feed agree to within 1% (a server's hash seed is its own, so its dict

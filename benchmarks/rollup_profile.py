@@ -1,4 +1,4 @@
-"""``python -m benchmarks.rollup_profile``: the roll-up ratio and its floor, in server instructions (exact).
+"""``python -m benchmarks.rollup_profile``: the roll-up ratio and its floor, in server instructions (callgrind).
 
 ``make bench``'s roll-up target (``rollup_server_vs_lua_batch``) is ``lua-batch-rollup``'s
 server time per source candle over ``lua-batch``'s, and its floor is ``floor-rollup``'s over
@@ -27,23 +27,14 @@ server for it (FLUSHED).
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import redis
 
 from livermore_cache import UnifiedCandle
-from tools.servers.discovery import private_server_binary
 
 from .__main__ import rollup_floor, server
+from .callgrind import callgrind_server
 from .contestants import CACHES, ROLLUP_CONTESTANTS, Settings, as_rollup_source, write_batches
 from .runner import counted_commands
 from .workload import MAX_CANDLES, FeedShape, make_feed
@@ -51,52 +42,6 @@ from .workload import MAX_CANDLES, FeedShape, make_feed
 CONTESTANTS = ("lua-batch", "lua-batch-rollup", "floor", "floor-rollup")
 COLLECTED = ("evalShaCommand", "evalCommand", "zcountCommand", "zrevrangebyscoreCommand")
 """The server functions callgrind collects inside: the commands ``make bench`` counts for these contestants."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _callgrind_server() -> Iterator[tuple[redis.Redis, dict[str, int]]]:
-    """A private redis-server under callgrind; yields its client and a dict that gets its ``instructions`` once
-    the block is over and the server stopped."""
-    binary = private_server_binary()
-    if binary is None or shutil.which("valgrind") is None:
-        raise SystemExit("rollup_profile needs valgrind on PATH and a server binary (or --time)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        toggles = [f"--toggle-collect={name}" for name in COLLECTED]
-        process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--collect-atstart=no", *toggles, f"--callgrind-out-file={out}",
-             binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=port)
-        counted: dict[str, int] = {}
-        try:
-            for _ in range(600):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.1)
-            yield client, counted
-            with suppress(redis.ConnectionError):  # SHUTDOWN closes the connection
-                client.shutdown(nosave=True)
-            process.wait(timeout=300)
-            match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
-            if match is None:
-                raise RuntimeError("callgrind wrote no totals")
-            counted["instructions"] = int(match.group(1))
-        finally:
-            client.close()
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=60)
 
 
 def _write(client: redis.Redis, contestant: str, feed: list[UnifiedCandle], settings: Settings) -> int:
@@ -136,7 +81,7 @@ def profile(
             client.flushall()
             client.close()
         else:
-            with _callgrind_server() as (client, counted):
+            with callgrind_server(COLLECTED) as (client, counted):
                 candles = _write(client, contestant, feed, settings)
                 calls = _calls(client, contestant)
             cost = counted["instructions"]

@@ -13,15 +13,8 @@ NEW defaults to the checkout's ``lua/versioned_write.lua``.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import redis
@@ -32,6 +25,7 @@ from livermore_cache.plans.candles import plan_write
 from livermore_cache.scripts import script_source
 from tools.servers.discovery import find_server
 
+from .callgrind import callgrind_server
 from .runner import prefill
 from .workload import EXCHANGE_ID, MAX_CANDLES, USER_ID, FeedShape, deal, make_feed
 
@@ -129,76 +123,39 @@ def run_shape(
     return totals
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def instructions(
     script: str, feed: list[UnifiedCandle], writers: int, size: int, full: bool, template: redis.Redis
 ) -> dict[str, float]:
     """Instructions the server executes inside EVALSHA (or, for the ceiling, inside ZADD), counted by callgrind.
 
-    A private ``redis-server`` runs under ``valgrind --tool=callgrind``, collecting only inside
-    ``evalShaCommand`` (``zaddCommand`` for the ceiling): the command's own work and its reply,
-    not the dispatch and I/O both kinds of call share. Counts repeat exactly whatever else the
-    machine runs. Full keys are copied in by DUMP/RESTORE from ``template`` (no ZADD counted).
+    A private server runs under ``valgrind --tool=callgrind`` (``callgrind.callgrind_server``),
+    collecting only inside ``evalShaCommand`` (``zaddCommand`` for the ceiling): the command's own
+    work and its reply, not the dispatch and I/O both kinds of call share. Counts repeat to within
+    1% whatever else the machine runs. Full keys are copied in by DUMP/RESTORE from ``template`` (no ZADD counted).
     """
-    binary = shutil.which("redis-server")
-    if binary is None or shutil.which("valgrind") is None:
-        raise SystemExit("--callgrind needs redis-server and valgrind on PATH")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        toggle = "zaddCommand" if script == CEILING else "evalShaCommand"
-        server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--toggle-collect={toggle}",
-             f"--callgrind-out-file={out}", binary, "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            client = redis.Redis(port=port)
-            for _ in range(600):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.1)
-            if full:
-                for key in template.keys("candles:*"):
-                    client.restore(key, 0, template.dump(key))  # type: ignore[arg-type]
-            sha = "" if script == CEILING else str(client.script_load(script))
-            totals = {"calls": 0.0, "sent": 0.0, "candles": 0.0}
-            for batch in batches(feed, writers, size):
-                plan = plan_write(
-                    USER_ID, EXCHANGE_ID, batch, versioned=True, ttl_seconds=86400, max_candles=MAX_CANDLES
-                )
-                pipe = client.pipeline(transaction=False)
-                for call in plan.calls:
-                    if script == CEILING:
-                        mapping = {encode_candle(c): c.timestamp for c in call.candles}
-                        pipe.zadd(call.key, mapping)
-                        totals["sent"] += len(mapping)
-                    else:
-                        args = call.args()
-                        pipe.evalsha(sha, 1, call.key, *args)
-                        totals["sent"] += len(call.sent)
-                    totals["calls"] += 1
-                pipe.execute()
-                totals["candles"] += len(batch)
-            client.shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection
-        finally:
-            server.wait(timeout=120)
-        text = out.read_text()
-        keep = os.environ.get("SCRIPT_AB_KEEP")  # a directory: keep each callgrind.out there, for callgrind_annotate
-        if keep:
-            shutil.copy(out, Path(keep) / f"callgrind.{port}.out")
-    found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-    totals["instructions"] = float(found.group(1)) if found else 0.0
+    toggle = "zaddCommand" if script == CEILING else "evalShaCommand"
+    with callgrind_server([toggle], keep_env="SCRIPT_AB_KEEP") as (client, counted):
+        if full:
+            for key in template.keys("candles:*"):
+                client.restore(key, 0, template.dump(key))  # type: ignore[arg-type]
+        sha = "" if script == CEILING else str(client.script_load(script))
+        totals = {"calls": 0.0, "sent": 0.0, "candles": 0.0}
+        for batch in batches(feed, writers, size):
+            plan = plan_write(USER_ID, EXCHANGE_ID, batch, versioned=True, ttl_seconds=86400, max_candles=MAX_CANDLES)
+            pipe = client.pipeline(transaction=False)
+            for call in plan.calls:
+                if script == CEILING:
+                    mapping = {encode_candle(c): c.timestamp for c in call.candles}
+                    pipe.zadd(call.key, mapping)
+                    totals["sent"] += len(mapping)
+                else:
+                    args = call.args()
+                    pipe.evalsha(sha, 1, call.key, *args)
+                    totals["sent"] += len(call.sent)
+                totals["calls"] += 1
+            pipe.execute()
+            totals["candles"] += len(batch)
+    totals["instructions"] = float(counted["instructions"])
     return totals
 
 
@@ -239,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             ceiling.flushdb()
             prefill(ceiling, sorted({c.symbol for c in feed}), MAX_CANDLES)
             for title, writers, size, full in shapes:
-                print(f"== {title}, batch {size}: server instructions (callgrind, exact)")
+                print(f"== {title}, batch {size}: server instructions (callgrind)")
                 first = None
                 for name, source in zip(names, sources, strict=True):
                     t = instructions(source, feed, writers, size, full, ceiling)

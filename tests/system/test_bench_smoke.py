@@ -261,8 +261,11 @@ def test_rollup_profile_times_the_four_writers(redis_url: str, capsys: pytest.Ca
     reason="counting instructions needs valgrind on PATH and a server binary (on PATH or pip-shipped)",
 )
 def test_rollup_profile_counts_instructions(capsys: pytest.CaptureFixture[str]) -> None:
-    """Under callgrind two runs of the same feed agree to within 1% (a server's hash seed is its own, so its dict
-    probes differ by a few hundred instructions a call), and do exactly the same calls."""
+    """Under callgrind two runs of the same feed do exactly the same calls, and their counts agree to within 3%.
+
+    Each server hashes with a seed of its own, so its lookups differ by a little; on this tiny feed
+    (264 updates) that moved a count by 1.2% between runs, on the quick feed by under 1%.
+    """
     from benchmarks.rollup_profile import main as rollup_profile
 
     outs = []
@@ -275,4 +278,4 @@ def test_rollup_profile_counts_instructions(capsys: pytest.CaptureFixture[str]) 
                for out in outs]  # fmt: skip
     assert len(figures[0]) == len(figures[1]) == 7, outs
     for first, second in zip(*figures, strict=True):
-        assert first == pytest.approx(second, rel=0.01), outs
+        assert first == pytest.approx(second, rel=0.03), outs

@@ -114,8 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats",
         type=int,
-        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, ceiling-checked, lua-batch-rollup, "
-        "floor, floor-rollup) and of the round trips, interleaved; each ratio is taken within a repeat and reported as the median (default: 3)",
+        help="runs of each contestant that enters a ratio target (lua-batch, ceiling, ceiling-checked, "
+        "lua-batch-rollup, floor, floor-rollup) and of the round trips, interleaved; each ratio is taken within "
+        "a repeat and reported as the median (default: 3)",
     )
     parser.add_argument("--seed", type=int, help="feed seed (default: random, printed so a run can be repeated)")
     parser.add_argument("--symbols", type=int, help="series in the feed (default: by mode)")
@@ -241,7 +242,7 @@ def rollup_floor(rows: list[dict[str, Any]]) -> float | None:
     """``rollup_server_vs_lua_batch``'s floor, at the W of lua-batch-rollup's ratio, or None without its rows:
     lua-batch's server time per source candle plus what the roll-ups add at their floor, over lua-batch's.
 
-    What the roll-ups add at their floor is floor-rollup's time over the floor's: the floor
+    What the roll-ups add at their floor is floor-rollup's time minus the floor's: the floor
     (``benchmarks/floors/required.lua`` in versioned_write.lua's place) with lua-batch-rollup's
     roll-ups, so the same roll-up reads (the library's own) and the same target writes, one script
     call per target key as a Cluster needs, each reduced to the commands the rules cannot do

@@ -250,8 +250,8 @@ def write_floor(client: redis.Redis, candles: list[UnifiedCandle], settings: Set
     source writes and the roll-up target writes both go to ``floors/required.lua``, and the roll-up
     reads are the library's own. Which periods a batch makes due depends on the candles sent, never
     on the script's replies, so it makes the same roll-up reads and target writes as
-    ``lua-batch-rollup`` (the smoke test checks the counts at W=1). Its server time over the
-    floor's is the floor of ``rollup_server_vs_lua_batch``.
+    ``lua-batch-rollup`` (the smoke test checks the counts at W=1). Its server time minus the
+    floor's, added to lua-batch's, is the floor of ``rollup_server_vs_lua_batch`` (``rollup_floor``).
     """
     return write_batches(cache, candles, settings.batch_size)
 

@@ -1,23 +1,26 @@
 """``python -m benchmarks.rollup_profile``: the roll-up ratio and its floor, in server instructions (callgrind).
 
 ``make bench``'s roll-up target (``rollup_server_vs_lua_batch``) is ``lua-batch-rollup``'s
-server time per source candle over ``lua-batch``'s, and its floor is ``floor-rollup``'s over
-the ``floor``'s (``floors/required.lua`` in versioned_write.lua's place, for the source and
-the roll-up target writes, with the library's own roll-up reads). Those runs last half a
-second each, and commandstats counts the time a command was descheduled too, so the ratio
-moves by up to 0.5x between repeats. This writes the same four contestants' feeds at W=1
-(the quick feed, batches of 100, one library client, as ``make bench``'s W=1 writer does),
-each into its own private server (``redis-server`` on PATH, else the pip-shipped one) run under ``valgrind --tool=callgrind`` that
-collects only inside the commands ``make bench`` counts (EVALSHA, EVAL, ZCOUNT,
-ZREVRANGEBYSCORE): the commands' own work and replies, not the dispatch and I/O every call
-shares. The counts repeat to within a fraction of a percent (each server's hash seed is its own),
-whatever else the machine runs.
+server time per source candle over ``lua-batch``'s. Its floor (``rollup_floor``) is
+``lua-batch``'s time plus what ``floor-rollup`` adds to the ``floor``'s, over ``lua-batch``'s:
+``floor-rollup`` makes the same roll-up reads (the library's own) and target writes, each write
+cut to ``floors/required.lua``'s commands. Those runs last half a second each, and commandstats
+counts the time a command was descheduled too, so the ratio moved by up to 1.8x between
+repeats on a noisy day.
+
+This writes the same four contestants' feeds at W=1 (the quick feed, batches of 100, one
+library client, as ``make bench``'s W=1 writer does), each into its own private server
+(``callgrind.callgrind_server``: ``redis-server`` on PATH, else the pip-shipped one) run under
+``valgrind --tool=callgrind``, collecting only inside the commands ``make bench`` counts
+(EVALSHA, EVAL, ZCOUNT, ZREVRANGEBYSCORE): the commands' own work and replies, not the dispatch
+and I/O every call shares. The counts do not move with the machine's load; they move by up to
+1% between runs, as each server hashes with a seed of its own.
 
 It prints, per contestant, the instructions per source candle and the calls of each counted
-command, then the ratio and its floor as ``make bench`` takes them (``rollup_floor``:
-lua-batch plus floor-rollup's roll-up cost over the floor's), and floor-rollup over the floor.
-The floor is a floor only while ``floor-rollup`` does ``lua-batch-rollup``'s roll-up work: the
-same ZCOUNTs and range reads, and as many script calls (a run where they differ fails).
+command, then the ratio, its floor, and floor-rollup over the floor (no bound on the ratio:
+a cheaper source write raises it). The floor is a floor only while ``floor-rollup`` does
+``lua-batch-rollup``'s roll-up work: the same ZCOUNTs and range reads, and as many script calls
+(a run where they differ fails).
 
 ``--time``: the same writes on one private server without valgrind, each contestant's
 commandstats ``usec`` (what ``make bench`` measures, with its noise); ``--redis-url`` names a

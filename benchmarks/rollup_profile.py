@@ -39,7 +39,7 @@ from livermore_cache import UnifiedCandle
 from .__main__ import rollup_floor, server
 from .callgrind import callgrind_server
 from .contestants import CACHES, ROLLUP_CONTESTANTS, Settings, as_rollup_source, write_batches
-from .runner import counted_commands
+from .runner import commandstats, server_calls, server_usec
 from .workload import MAX_CANDLES, FeedShape, make_feed
 
 CONTESTANTS = ("lua-batch", "lua-batch-rollup", "floor", "floor-rollup")
@@ -56,16 +56,6 @@ def _write(client: redis.Redis, contestant: str, feed: list[UnifiedCandle], sett
     return len(feed)
 
 
-def _calls(client: redis.Redis, contestant: str) -> dict[str, int]:
-    counted = counted_commands(contestant)
-    stats = client.info("commandstats")
-    return {
-        name.removeprefix("cmdstat_"): int(v["calls"])
-        for name, v in sorted(stats.items())
-        if name.removeprefix("cmdstat_") in counted
-    }
-
-
 def profile(
     feed: list[UnifiedCandle], settings: Settings, url: str | None = None
 ) -> dict[str, dict[str, float | dict[str, int]]]:
@@ -78,15 +68,14 @@ def profile(
             client.script_flush()  # every contestant meets NOSCRIPT once, as on its own server
             client.config_resetstat()
             candles = _write(client, contestant, feed, settings)
-            calls = _calls(client, contestant)
-            stats = client.info("commandstats")
-            cost = sum(int(v["usec"]) for k, v in stats.items() if k.removeprefix("cmdstat_") in calls)
+            stats = commandstats(client)
+            calls, cost = server_calls(contestant, stats), server_usec(contestant, stats)
             client.flushall()
             client.close()
         else:
             with callgrind_server(COLLECTED) as (client, counted):
                 candles = _write(client, contestant, feed, settings)
-                calls = _calls(client, contestant)
+                calls = server_calls(contestant, commandstats(client))
             cost = counted["instructions"]
         found[contestant] = {"cost": cost / candles, "calls": calls}
     rolled, floored = found["lua-batch-rollup"]["calls"], found["floor-rollup"]["calls"]

@@ -193,7 +193,8 @@ def _async_writer(
     )
 
 
-def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """INFO commandstats as {command: (calls, usec)}, the names without their "cmdstat_" prefix."""
     stats = client.info("commandstats")
     return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
 
@@ -215,6 +216,12 @@ def server_usec(contestant: str, stats: dict[str, tuple[int, int]]) -> int:
     """
     counted = counted_commands(contestant)
     return sum(usec for name, (_, usec) in stats.items() if name in counted)
+
+
+def server_calls(contestant: str, stats: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Calls of each command ``server_usec`` sums for the contestant (a NOSCRIPT and its EVAL count as two)."""
+    counted = counted_commands(contestant)
+    return {name: calls for name, (calls, _) in sorted(stats.items()) if name in counted}
 
 
 def prefill(client: redis.Redis, symbols: list[str], count: int) -> None:
@@ -380,9 +387,8 @@ def run(
         if process.exitcode != 0:
             raise RuntimeError(f"{contestant} writer exited with {process.exitcode}")
     server_cpu = _server_cpu_s(client) - cpu_before
-    stats = _commandstats(client)
+    stats = commandstats(client)
     usec = server_usec(contestant, stats)
-    counted = counted_commands(contestant)
     if usec == 0 and contestant in SCRIPTED:
         raise RuntimeError(f"{contestant}: no script call in INFO commandstats (the library calls its script how?)")
 
@@ -425,7 +431,7 @@ def run(
         events_lost=events_lost,
         sent_candles=sent,
         server_us_per_sent_candle=usec / sent if sent else 0.0,
-        server_calls={name: calls for name, (calls, _) in sorted(stats.items()) if name in counted},
+        server_calls=server_calls(contestant, stats),
     )
 
 

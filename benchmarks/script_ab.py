@@ -26,7 +26,7 @@ from livermore_cache.scripts import script_source
 from tools.servers.discovery import find_server
 
 from .callgrind import callgrind_server
-from .runner import prefill
+from .runner import commandstats, prefill
 from .workload import EXCHANGE_ID, MAX_CANDLES, USER_ID, FeedShape, deal, make_feed
 
 INNER = (
@@ -51,11 +51,6 @@ def batches(feed: list[UnifiedCandle], writers: int, size: int) -> list[list[Uni
     for step in range(max(len(p) for p in per_writer)):
         out.extend(p[step] for p in per_writer if step < len(p))
     return out
-
-
-def stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    found = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in found.items()}
 
 
 CEILING = "ZADD"
@@ -92,7 +87,7 @@ def run_shape(
                     pipe.zadd(key, mapping)
                     sent += len(mapping)
                 pipe.execute()
-                found = stats(admin)
+                found = commandstats(admin)
                 t = totals[index]
                 t["usec"] += found.get("zadd", (0, 0))[1]
                 t["calls"] += len(by_key)
@@ -105,7 +100,7 @@ def run_shape(
                 sent += len(call.sent)
                 script(keys=[call.key], args=list(args), client=pipe)
             replies.append(pipe.execute())
-            found = stats(admin)
+            found = commandstats(admin)
             t = totals[index]
             t["usec"] += found.get("evalsha", (0, 0))[1] + found.get("eval", (0, 0))[1]
             t["calls"] += len(plan.calls)

@@ -8,7 +8,7 @@ from benchmarks.__main__ import client_floor, rollup_floor
 from benchmarks.contestants import ASYNC_CONTESTANTS, CACHES, SCRIPTED
 from benchmarks.runner import server_usec
 
-# calls and usec per command name, as ``runner._commandstats`` reads them
+# calls and usec per command name, as ``runner.commandstats`` reads them
 STATS = {
     "evalsha": (10, 1000),
     "eval": (1, 50),

